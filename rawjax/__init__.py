@@ -1,0 +1,3 @@
+"""rawjax: differentiable camera image signal processing in JAX."""
+
+__version__ = '0.1.0'

@@ -1,0 +1,47 @@
+"""The per-image metadata that the classic pipeline consumes, as a pytree."""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from rawjax.isp import cfa
+
+
+@flax.struct.dataclass
+class RawMetadata:
+  """What `process` needs to render a mosaic; a pytree (vmappable, jittable).
+
+  Attributes:
+    pattern: static CFA pattern name ('RGGB', 'BGGR', 'GRBG', 'GBRG').
+    black_level: (..., 4) black level per canonical channel (R, Gr, Gb, B),
+      sensor units.
+    white_level: (...) saturation level, sensor units.
+    wb_gains: (..., 3) white-balance gains (R, G, B) normalised to G = 1.
+    cam_to_srgb: (..., 3, 3) white-balanced camera RGB -> linear sRGB (D65),
+      rows summing to 1 (a neutral stays neutral), as LibRaw's `rgb_cam`.
+  """
+  black_level: jax.Array
+  white_level: jax.Array
+  wb_gains: jax.Array
+  cam_to_srgb: jax.Array
+  pattern: str = flax.struct.field(pytree_node=False, default='RGGB')
+
+  @classmethod
+  def create(cls, *, pattern: str, black_level, white_level, wb_gains,
+             cam_to_srgb) -> 'RawMetadata':
+    """Validates and converts to float32 arrays."""
+    black_level = jnp.broadcast_to(jnp.asarray(black_level, jnp.float32), (4,))
+    wb_gains = jnp.asarray(wb_gains, jnp.float32)
+    cam_to_srgb = jnp.asarray(cam_to_srgb, jnp.float32)
+    if wb_gains.shape[-1:] != (3,):
+      raise ValueError(f'RawMetadata: wb_gains must have 3 values (R, G, B), '
+                       f'got shape {tuple(wb_gains.shape)}.')
+    if cam_to_srgb.shape[-2:] != (3, 3):
+      raise ValueError(f'RawMetadata: cam_to_srgb must be 3x3, got shape '
+                       f'{tuple(cam_to_srgb.shape)}.')
+    return cls(pattern=cfa.validate_pattern(pattern),
+               black_level=black_level,
+               white_level=jnp.asarray(white_level, jnp.float32),
+               wb_gains=wb_gains, cam_to_srgb=cam_to_srgb)
