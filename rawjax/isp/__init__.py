@@ -7,3 +7,13 @@ from rawjax.isp.cfa import (
     rot90_pattern, to_pynet_order, transpose_packed, unpack, validate_pattern)
 from rawjax.isp.levels import apply_clip, denormalize, normalize
 from rawjax.isp.metadata import RawMetadata
+from rawjax.isp.demosaic import demosaic_bilinear, demosaic_malvar, mosaic
+from rawjax.isp.color import (
+    D50_XY, D65_XY, SRGB_TO_XYZ, XYZ_TO_SRGB, apply_ccm, apply_matrix,
+    bradford_adaptation, camera_to_srgb_from_xyz_to_camera, inverse_ccm,
+    inverse_white_balance, lab_to_srgb, lab_to_xyz, linear_srgb_to_xyz,
+    packed_to_rgb, srgb_decode, srgb_encode, srgb_to_lab, visualize_raw,
+    white_balance, xyz_to_lab, xyz_to_linear_srgb)
+from rawjax.isp.dng_color import (
+    ILLUMINANT_TEMPERATURE, camera_to_srgb_dng, dng_camera_to_xyz_d50,
+    xy_to_cct)
