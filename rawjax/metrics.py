@@ -10,6 +10,7 @@ histogram KL distance; docs/metrics.md explains each choice.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
@@ -24,6 +25,11 @@ __all__ = [
     'angular_error', 'delta_e2000', 'histogram_kl', 'mae', 'mean_delta_e2000',
     'psnr', 'ssim'
 ]
+
+# The public functions are jitted with their options static: called eagerly,
+# a metric would otherwise compile every primitive for each new image shape
+# (about 2 s for ssim or histogram_kl on CPU); inside a caller's jit this is a
+# no-op. Validation still runs at trace time.
 
 _IMAGE = '(..., H, W, C)'
 _HWC = (-3, -2, -1)
@@ -62,6 +68,7 @@ def _atan2_deg(y: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
 # ---------------------------------------------------------------- PSNR, MAE --
 
 
+@jax.jit
 def psnr(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
   """Peak signal-to-noise ratio per image, in dB.
 
@@ -84,6 +91,7 @@ def psnr(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
       mse)
 
 
+@jax.jit
 def mae(x: ArrayLike, y: ArrayLike) -> jax.Array:
   """Mean absolute error (L1) per image: mean over H, W, C of |x - y|.
 
@@ -127,6 +135,8 @@ def _valid_filter(z: jnp.ndarray, taps: np.ndarray, axis: int) -> jnp.ndarray:
   return out
 
 
+@functools.partial(jax.jit,
+                   static_argnames=('use_sample_covariance', 'sigma'))
 def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0,
          use_sample_covariance: bool = False, sigma: float = 1.5,
          k1: float = 0.01, k2: float = 0.03) -> jax.Array:
@@ -195,6 +205,7 @@ def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0,
 # ------------------------------------------------------------ angular error --
 
 
+@jax.jit
 def angular_error(x: ArrayLike, y: ArrayLike) -> jax.Array:
   """Mean per-pixel angle between colour vectors, in degrees, per image.
 
@@ -244,6 +255,7 @@ def _hue(a: jnp.ndarray, b: jnp.ndarray):
   return lower.astype(a.dtype), g
 
 
+@jax.jit
 def delta_e2000(lab1: ArrayLike, lab2: ArrayLike, *, kl: float = 1.0,
                 kc: float = 1.0, kh: float = 1.0) -> jax.Array:
   """CIEDE2000 colour difference, elementwise over colours.
@@ -327,6 +339,7 @@ def delta_e2000(lab1: ArrayLike, lab2: ArrayLike, *, kl: float = 1.0,
   return _sqrt0(jnp.maximum(tl * tl + tc * tc + th * th + rt * tc * th, 0.0))
 
 
+@jax.jit
 def mean_delta_e2000(lab1: ArrayLike, lab2: ArrayLike, *, kl: float = 1.0,
                      kc: float = 1.0, kh: float = 1.0) -> jax.Array:
   """Mean CIEDE2000 over the pixels of each image (`delta_e2000`, then mean).
@@ -374,6 +387,9 @@ def _channel_histograms(x: jnp.ndarray, *, bins: int, binning: Binning,
   return counts
 
 
+@functools.partial(
+    jax.jit, static_argnames=('bins', 'symmetric', 'normalize', 'clip',
+                              'binning', 'reduction'))
 def histogram_kl(x: ArrayLike, y: ArrayLike, *, bins: int = 256,
                  eps: float = 1e-7, symmetric: bool = True,
                  normalize: bool = True, clip: bool = True,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pathlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -36,21 +35,15 @@ import numpy as np
 import rawpy
 import tifffile
 
-from rawjax.isp import cfa
+from rawjax.isp import cfa, color
 
 if TYPE_CHECKING:
   from rawjax.isp.metadata import RawMetadata
 
 __all__ = [
-    'DngTags', 'RawImage', 'RawReadError', 'SRGB_TO_XYZ',
+    'DngTags', 'RawImage', 'RawReadError',
     'camera_to_srgb_from_xyz_to_camera', 'read_raw',
 ]
-
-# Linear sRGB (D65) -> CIE XYZ, colour-science's value
-# (colour.models.RGB_COLOURSPACE_sRGB.matrix_RGB_to_XYZ).
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]], np.float64)
 
 # EXIF LightSource codes used by DNG CalibrationIlluminant1/2.
 _ILLUMINANTS = {
@@ -244,35 +237,26 @@ class RawImage:
 
 
 def camera_to_srgb_from_xyz_to_camera(xyz_to_camera: Any) -> np.ndarray:
-  """White-balanced camera RGB -> linear sRGB, the dcraw/LibRaw way.
+  """Validated host-side `rawjax.isp.camera_to_srgb_from_xyz_to_camera`.
 
-  cam_rgb = xyz_to_camera @ SRGB_TO_XYZ (linear sRGB -> camera); each row of
-  cam_rgb is normalised to sum 1 (so a white-balanced neutral maps to an sRGB
-  neutral); the result is inverse(cam_rgb). This is LibRaw's `rgb_cam`
-  (rawpy `color_matrix[:, :3]`), up to LibRaw's float32 arithmetic.
-
-  Args:
-    xyz_to_camera: (3, 3) XYZ -> camera matrix (DNG ColorMatrix convention).
-
-  Returns:
-    (3, 3) float64 matrix M with rows summing to 1; srgb = M @ camera_rgb.
+  The dcraw/LibRaw camera -> sRGB matrix (rawpy `color_matrix[:, :3]`) of a
+  file's XYZ -> camera matrix, after checking that it can be computed.
 
   Raises:
-    ValueError: not a finite 3x3 matrix, a row of cam_rgb sums to zero, or
-      cam_rgb is singular.
+    ValueError: not a finite 3x3 matrix, a row of
+      xyz_to_camera @ LIBRAW_SRGB_TO_XYZ sums to zero, or it is singular.
   """
   m = np.asarray(xyz_to_camera, np.float64)
   if m.shape != (3, 3) or not np.all(np.isfinite(m)):
     raise ValueError(f'xyz_to_camera must be a finite 3x3 matrix, got shape '
                      f'{m.shape}.')
-  cam_rgb = m @ SRGB_TO_XYZ
+  cam_rgb = m @ color.LIBRAW_SRGB_TO_XYZ
   sums = cam_rgb.sum(axis=1, keepdims=True)
   if np.any(np.abs(sums) < 1e-12):
-    raise ValueError('a row of xyz_to_camera @ SRGB_TO_XYZ sums to zero.')
-  cam_rgb = cam_rgb / sums
-  if abs(np.linalg.det(cam_rgb)) < 1e-12:
-    raise ValueError('xyz_to_camera @ SRGB_TO_XYZ is singular.')
-  return np.linalg.inv(cam_rgb)
+    raise ValueError('a row of xyz_to_camera @ LIBRAW_SRGB_TO_XYZ sums to zero.')
+  if abs(np.linalg.det(cam_rgb / sums)) < 1e-12:
+    raise ValueError('xyz_to_camera @ LIBRAW_SRGB_TO_XYZ is singular.')
+  return np.asarray(color.camera_to_srgb_from_xyz_to_camera(m), np.float64)
 
 
 # --- TIFF structure -----------------------------------------------------------
@@ -367,8 +351,10 @@ def _inspect_tiff(path: str, size: int) -> _TiffInfo | None:
           info.ifd0 = tags
         else:
           info.ifds.append(tags)
-        offsets = tuple(page.dataoffsets or ())
-        counts = tuple(page.databytecounts or ())
+        offsets = tuple(np.ravel(page.dataoffsets if page.dataoffsets
+                                 is not None else ()).tolist())
+        counts = tuple(np.ravel(page.databytecounts if page.databytecounts
+                                is not None else ()).tolist())
         end = max((int(o) + int(c) for o, c in zip(offsets, counts)
                    if int(c) > 0), default=0)
         if end > size:
@@ -560,9 +546,8 @@ def _libraw_message(e: BaseException) -> str:
 
 def _open_libraw(path: str) -> Any:
   """Opens and unpacks a file with LibRaw; the caller closes the handle."""
-  raw = rawpy.RawPy()
+  raw = rawpy.imread(path)
   try:
-    raw.open_file(path)
     raw.unpack()
   except BaseException:
     raw.close()
@@ -607,14 +592,17 @@ def _check_mosaic(path: str, mosaic: np.ndarray, black: np.ndarray) -> None:
           'data: truncated or corrupt file)')
 
 
-def _exif_number(value: Any) -> float | None:
+def _exif_number(value: Any, *, rational: bool = False) -> float | None:
+  """A positive number from a tag value; `rational` reads (num, den)."""
   if value is None:
     return None
   try:
     arr = np.asarray(value, np.float64).ravel()
   except (TypeError, ValueError):
     return None
-  if arr.size == 2 and isinstance(value, tuple) and arr[1] != 0:
+  if rational and arr.size >= 2:
+    if arr[1] == 0:
+      return None
     arr = arr[:1] / arr[1]
   if arr.size == 0 or not np.isfinite(arr[0]) or arr[0] <= 0:
     return None
@@ -636,7 +624,7 @@ def _shot_settings(info: _TiffInfo | None, other: Any
       iso = _exif_number(info.exif.get('ISOSpeedRatings',
                                        info.exif.get('PhotographicSensitivity')))
     if exposure is None:
-      exposure = _exif_number(info.exif.get('ExposureTime'))
+      exposure = _exif_number(info.exif.get('ExposureTime'), rational=True)
   if iso is None:
     iso = _exif_number(getattr(other, 'iso_speed', None))
   if exposure is None:
@@ -662,7 +650,7 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
   if not isinstance(path, (str, os.PathLike)):
     raise TypeError(f'read_raw: path must be a str or os.PathLike, got '
                     f'{type(path).__name__}.')
-  path = os.fspath(pathlib.Path(path))
+  path = os.fspath(path)
   size = _check_file(path)
 
   info = _inspect_tiff(path, size)

@@ -134,22 +134,14 @@ def _validate_mosaic(mosaic: ArrayLike, fn: str) -> jnp.ndarray:
   return x
 
 
-def _padded_phases(x: jnp.ndarray) -> list[list[jnp.ndarray]]:
-  """The four CFA phase planes of x, each extended by one cell per side.
+def _pad(x: jnp.ndarray, width: int) -> jnp.ndarray:
+  lead = [(0, 0)] * (x.ndim - 2)
+  return jnp.pad(x, lead + [(width, width)] * 2, mode='symmetric')
 
-  Equal to `jnp.pad(x, 2, mode='symmetric')[..., p::2, q::2]`, built in the
-  packed domain so that XLA fuses the extension into its consumers instead
-  of materialising a padded copy: the full-resolution rows -2 and -1 are rows
-  1 and 0, i.e. the first row of the *other* row phase (likewise at every
-  side).
-  """
-  phases = [[x[..., p::2, q::2] for q in (0, 1)] for p in (0, 1)]
-  rows = [[jnp.concatenate([phases[1 - p][q][..., :1, :], phases[p][q],
-                            phases[1 - p][q][..., -1:, :]], axis=-2)
-           for q in (0, 1)] for p in (0, 1)]
-  return [[jnp.concatenate([rows[p][1 - q][..., :1], rows[p][q],
-                            rows[p][1 - q][..., -1:]], axis=-1)
-           for q in (0, 1)] for p in (0, 1)]
+
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+  """scipy's 'reflect' (half-sample symmetric) index, up to n of overhang."""
+  return np.where(i < 0, -1 - i, np.where(i >= n, 2 * n - 1 - i, i))
 
 
 def _weighted_sum(tap, terms: Terms) -> jnp.ndarray:
@@ -171,53 +163,96 @@ def _interleave(planes) -> jnp.ndarray:
   return cell.reshape(*lead, 2 * h, 2 * w, 3)
 
 
-def _packed_filter(x: jnp.ndarray, plan):
-  """planes[a][b][k] of per-(cell position, channel) taps on x.
+def _reference(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
+  """Textbook full-resolution form of both demosaics: (..., H, W, 3).
 
-  The taps read x extended by 2 pixels, half-sample symmetric.
-  """
-  h, w = x.shape[-2] // 2, x.shape[-1] // 2
-  phases = _padded_phases(x)
-
-  def plane(a, b, k):
-    def tap(dy, dx):
-      # Offsets in the padded frame, whose cell (1, 1) is the mosaic's (0, 0).
-      r, c = a + dy + 2, b + dx + 2
-      src = phases[r % 2][c % 2]
-      return src[..., r // 2:r // 2 + h, c // 2:c // 2 + w]
-    return _weighted_sum(tap, plan[a, b, k])
-
-  return [[[plane(a, b, k) for k in range(3)] for b in (0, 1)]
-          for a in (0, 1)]
-
-
-def _reflect(i: np.ndarray, n: int) -> np.ndarray:
-  """Half-sample symmetric index (scipy 'reflect') for one pixel of overhang."""
-  return np.where(i < 0, -1 - i, np.where(i >= n, 2 * n - 1 - i, i))
-
-
-def _bilinear_window(x: jnp.ndarray, pattern: str, rows: tuple[int, int],
-                     cols: tuple[int, int]) -> jnp.ndarray:
-  """Reference bilinear output on rows x cols (half-open): (..., ny, nx, 3).
-
-  Computed the textbook way on a thin strip: the mask of each colour is
-  reflected exactly like the data, as scipy does when it pads `CFA * mask`.
+  A transcription of colour-demosaicing's scipy code (masks, 'reflect'
+  borders) used on small inputs and on the border strips of large ones.
   """
   height, width = x.shape[-2:]
-  (y0, y1), (x0, x1) = rows, cols
-  ys = _reflect(np.arange(y0 - 1, y1 + 1), height)
-  xs = _reflect(np.arange(x0 - 1, x1 + 1), width)
-  strip = x[..., ys, :][..., xs]
+  xp = _pad(x, 2)
+  ys = _reflect(np.arange(-2, height + 2), height)
+  xs = _reflect(np.arange(-2, width + 2), width)
+  # Colour of every padded pixel: scipy pads `CFA * mask`, so the masks are
+  # reflected along with the data.
   colour = _colour_index(pattern, ys[:, None], xs[None, :])
+
+  def conv(src, kernel):
+    def tap(dy, dx):
+      return src[..., 2 + dy:2 + dy + height, 2 + dx:2 + dx + width]
+    return _weighted_sum(tap, _terms(kernel))
+
+  if method == 'bilinear':
+    return jnp.stack([
+        conv(xp * (colour == k).astype(np.float32),
+             _BILINEAR_G if k == 1 else _BILINEAR_RB) for k in range(3)],
+                     axis=-1)
+  site = colour[2:-2, 2:-2]
+  (red_row, _), *_ = cfa.channel_offsets(pattern)
+  red_rows = (np.arange(height) % 2 == red_row)[:, None]
+  g_at_rb = conv(xp, _MALVAR_G_AT_RB)
+  at_g_row = conv(xp, _MALVAR_RB_AT_G_ROW)
+  at_g_col = conv(xp, _MALVAR_RB_AT_G_COL)
+  at_br = conv(xp, _MALVAR_RB_AT_BR)
   out = []
   for k in range(3):
-    masked = strip * (colour == k).astype(np.float32)
-    kernel = _BILINEAR_G if k == 1 else _BILINEAR_RB
-
-    def tap(dy, dx, masked=masked):
-      return masked[..., 1 + dy:1 + dy + y1 - y0, 1 + dx:1 + dx + x1 - x0]
-    out.append(_weighted_sum(tap, _terms(kernel)))
+    if k == 1:
+      out.append(jnp.where(site == 1, x, g_at_rb))
+      continue
+    # Green sites on the rows where colour k lives interpolate along the row.
+    k_rows = red_rows if k == 0 else ~red_rows
+    at_g = jnp.where(k_rows, at_g_row, at_g_col)
+    out.append(jnp.where(site == k, x, jnp.where(site == 1, at_g, at_br)))
   return jnp.stack(out, axis=-1)
+
+
+def _fast(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
+  """Packed-domain form: interior taps on the phase planes, exact ring.
+
+  The cells of the outer ring (two pixels wide) are taken from `_reference`
+  on four strips of four rows or columns, which see the true borders; every
+  other cell only reads real pixels, so its taps need no padding at all.
+  """
+  height, width = x.shape[-2:]
+  h, w = height // 2, width // 2
+  plan = (_bilinear_terms if method == 'bilinear' else _malvar_terms)(pattern)
+  phases = [[x[..., p::2, q::2] for q in (0, 1)] for p in (0, 1)]
+
+  def interior(a, b, k):
+    def tap(dy, dx):
+      r, c = a + dy, b + dx
+      src = phases[r % 2][c % 2]
+      return src[..., 1 + r // 2:h - 1 + r // 2, 1 + c // 2:w - 1 + c // 2]
+    return _weighted_sum(tap, plan[a, b, k])
+
+  top = _reference(x[..., :4, :], pattern, method)[..., :2, :, :]
+  bottom = _reference(x[..., -4:, :], pattern, method)[..., -2:, :, :]
+  left = _reference(x[..., :, :4], pattern, method)[..., 2:-2, :2, :]
+  right = _reference(x[..., :, -4:], pattern, method)[..., 2:-2, -2:, :]
+  # Selects rather than concatenates: XLA fuses a concatenate nested inside
+  # the interleaving one into a separate pass, but fuses selects.
+  first_row, last_row = np.arange(h)[:, None] == 0, np.arange(h)[:, None] == h - 1
+  first_col, last_col = np.arange(w) == 0, np.arange(w) == w - 1
+  lead = [(0, 0, 0)] * (x.ndim - 2)
+  planes = [[[None] * 3 for _ in (0, 1)] for _ in (0, 1)]
+  for a in (0, 1):
+    for b in (0, 1):
+      for k in range(3):
+        zero = np.zeros((), x.dtype)
+        plane = jax.lax.pad(interior(a, b, k), zero, lead + [(1, 1, 0)] * 2)
+        side = lambda col: jax.lax.pad(col, zero, lead + [(1, 1, 0)])[..., None]
+        plane = jnp.where(first_col, side(left[..., a::2, b, k]), plane)
+        plane = jnp.where(last_col, side(right[..., a::2, b, k]), plane)
+        plane = jnp.where(first_row, top[..., a, None, b::2, k], plane)
+        plane = jnp.where(last_row, bottom[..., a, None, b::2, k], plane)
+        planes[a][b][k] = plane
+  return _interleave(planes)
+
+
+def _demosaic(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
+  if min(x.shape[-2:]) < 6:
+    return _reference(x, pattern, method)
+  return _fast(x, pattern, method)
 
 
 def demosaic_bilinear(mosaic: ArrayLike, *, pattern: str) -> jax.Array:
@@ -245,37 +280,7 @@ def demosaic_bilinear(mosaic: ArrayLike, *, pattern: str) -> jax.Array:
   fn = 'demosaic_bilinear'
   pattern = cfa.validate_pattern(pattern)
   x = _validate_mosaic(mosaic, fn)
-  planes = _packed_filter(x, _bilinear_terms(pattern))
-  height, width = x.shape[-2:]
-  h, w = height // 2, width // 2
-  # The ring, from strips: whole top and bottom rows, whole left and right
-  # columns (the corners twice, identically). Selecting it into the half-
-  # resolution planes keeps a single fused pass; scattering into the full
-  # output would copy it.
-  top = _bilinear_window(x, pattern, (0, 1), (0, width))[..., 0, :, :]
-  bottom = _bilinear_window(x, pattern, (height - 1, height),
-                            (0, width))[..., 0, :, :]
-  left = _bilinear_window(x, pattern, (0, height), (0, 1))[..., :, 0, :]
-  right = _bilinear_window(x, pattern, (0, height),
-                           (width - 1, width))[..., :, 0, :]
-  first_row = (np.arange(h) == 0)[:, None]
-  last_row = (np.arange(h) == h - 1)[:, None]
-  first_col = np.arange(w) == 0
-  last_col = np.arange(w) == w - 1
-  for a in (0, 1):
-    for b in (0, 1):
-      for k in range(3):
-        p = planes[a][b][k]
-        if a == 0:
-          p = jnp.where(first_row, top[..., None, b::2, k], p)
-        else:
-          p = jnp.where(last_row, bottom[..., None, b::2, k], p)
-        if b == 0:
-          p = jnp.where(first_col, left[..., a::2, None, k], p)
-        else:
-          p = jnp.where(last_col, right[..., a::2, None, k], p)
-        planes[a][b][k] = p
-  return _interleave(planes)
+  return _demosaic(x, pattern, 'bilinear')
 
 
 def demosaic_malvar(mosaic: ArrayLike, *, pattern: str) -> jax.Array:
@@ -302,7 +307,7 @@ def demosaic_malvar(mosaic: ArrayLike, *, pattern: str) -> jax.Array:
   fn = 'demosaic_malvar'
   pattern = cfa.validate_pattern(pattern)
   x = _validate_mosaic(mosaic, fn)
-  return _interleave(_packed_filter(x, _malvar_terms(pattern)))
+  return _demosaic(x, pattern, 'malvar')
 
 
 def mosaic(rgb: ArrayLike, *, pattern: str) -> jax.Array:

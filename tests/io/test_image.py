@@ -154,5 +154,5 @@ def test_read_unsupported_tiff_dtype(tmp_path):
 
 def test_float_tiff_is_returned_as_float32(tmp_path):
   data = np.random.default_rng(0).random((3, 3, 3)).astype(np.float32)
-  tifffile.imwrite(tmp_path / 'f.tif', data)
+  tifffile.imwrite(tmp_path / 'f.tif', data, photometric='rgb')
   np.testing.assert_array_equal(read_image(tmp_path / 'f.tif'), data)

@@ -1,0 +1,80 @@
+"""Writing minimal, valid Bayer DNG files (with tifffile).
+
+Used to make test fixtures in every CFA phase and benchmark inputs of any
+size that LibRaw (rawpy) reads back exactly. The file is one uncompressed
+16-bit CFA image in IFD0 with the tags a raw converter needs: DNGVersion,
+UniqueCameraModel, the CFA pattern, BlackLevel (per CFA site), WhiteLevel,
+ColorMatrix1 + CalibrationIlluminant1 and AsShotNeutral.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tifffile
+
+from rawjax.isp import cfa
+
+_COLOUR_CODE = {'R': 0, 'G': 1, 'B': 2}
+_DENOMINATOR = 1_000_000
+
+
+def _rationals(values: Sequence[float]) -> list[int]:
+  out = []
+  for v in np.asarray(values, np.float64).ravel():
+    out += [int(round(v * _DENOMINATOR)), _DENOMINATOR]
+  return out
+
+
+def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
+              pattern: str, black_level: float | Sequence[float] = 0,
+              white_level: int = 65535,
+              color_matrix: Sequence[Sequence[float]] | None = None,
+              calibration_illuminant: int = 21,
+              as_shot_neutral: Sequence[float] = (1.0, 1.0, 1.0),
+              camera_model: str = 'rawjax synthetic') -> None:
+  """Writes a Bayer mosaic as an uncompressed DNG.
+
+  Args:
+    path: output file, usually '*.dng'.
+    mosaic: (H, W) integer sensor values in [0, 65535] (H, W even; LibRaw
+      refuses images under 22 pixels on a side, as dcraw did).
+    pattern: CFA pattern of the mosaic ('RGGB', 'BGGR', 'GRBG', 'GBRG').
+    black_level: scalar, or 4 values for the 2x2 CFA cell read row by row.
+    white_level: saturation level.
+    color_matrix: 3x3 XYZ -> camera ColorMatrix1 (identity if None).
+    calibration_illuminant: EXIF LightSource code of `color_matrix`.
+    as_shot_neutral: camera RGB of a neutral (1 / white-balance gains).
+    camera_model: UniqueCameraModel.
+  """
+  pattern = cfa.validate_pattern(pattern)
+  mosaic = np.asarray(mosaic)
+  if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
+    raise ValueError(f'write_dng: mosaic must be (H, W) with even sides, got '
+                     f'shape {mosaic.shape}.')
+  if np.issubdtype(mosaic.dtype, np.floating) or mosaic.min() < 0 or (
+      mosaic.max() > 65535):
+    raise ValueError('write_dng: mosaic must hold integer sensor values in '
+                     '[0, 65535].')
+  black = np.broadcast_to(np.asarray(black_level, np.float64), (4,))
+  if color_matrix is None:
+    color_matrix = np.eye(3)
+  extratags = [
+      (50706, 'B', 4, (1, 4, 0, 0), True),  # DNGVersion
+      (50707, 'B', 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
+      (50708, 's', 0, camera_model, True),  # UniqueCameraModel
+      (33421, 'H', 2, (2, 2), True),  # CFARepeatPatternDim
+      (33422, 'B', 4, tuple(_COLOUR_CODE[c] for c in pattern), True),
+      (50710, 'B', 3, (0, 1, 2), True),  # CFAPlaneColor
+      (50711, 'H', 1, 1, True),  # CFALayout: rectangular
+      (50713, 'H', 2, (2, 2), True),  # BlackLevelRepeatDim
+      (50714, '2I', 4, _rationals(black), True),  # BlackLevel
+      (50717, 'I', 1, int(white_level), True),  # WhiteLevel
+      (50721, '2i', 9, _rationals(color_matrix), True),  # ColorMatrix1
+      (50778, 'H', 1, int(calibration_illuminant), True),
+      (50728, '2I', 3, _rationals(as_shot_neutral), True),  # AsShotNeutral
+  ]
+  tifffile.imwrite(os.fspath(path), mosaic.astype(np.uint16),
+                   photometric=32803, subfiletype=0, extratags=extratags)
