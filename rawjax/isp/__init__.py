@@ -17,3 +17,4 @@ from rawjax.isp.color import (
 from rawjax.isp.dng_color import (
     ILLUMINANT_TEMPERATURE, camera_to_srgb_dng, dng_camera_to_xyz_d50,
     xy_to_cct)
+from rawjax.isp.pipeline import process, raw_to_linear_camera
