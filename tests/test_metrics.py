@@ -4,15 +4,15 @@ and numpy ports of the reference evaluation code."""
 import functools
 import math
 
+import colour
 import jax
 import jax.numpy as jnp
+import jax.test_util
 import numpy as np
 import pytest
 from skimage import metrics as skm
 
 from rawjax import metrics
-
-colour = pytest.importorskip('colour')
 
 _RNG = np.random.default_rng(20240607)
 # Small images keep XLA compile time down; 16x18 leaves a 6x8 SSIM valid area.
@@ -21,12 +21,17 @@ _Y = np.clip(_X + 0.15 * _RNG.standard_normal(_X.shape), 0.0, 1.0)
 _X32, _Y32 = _X.astype(np.float32), _Y.astype(np.float32)
 
 
-def _finite_grads(fn, *args):
-  grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))(
-      *[jnp.asarray(a, jnp.float32) for a in args])
-  for g in grads:
-    assert np.all(np.isfinite(np.asarray(g))), g
-  return grads
+def _finite_grads(fn, *cases):
+  """Gradients of sum(fn(*args)) w.r.t. every argument, for each case."""
+  grad = jax.jit(jax.grad(lambda *a: jnp.sum(fn(*a)),
+                          argnums=tuple(range(len(cases[0])))))
+  out = []
+  for args in cases:
+    grads = grad(*[jnp.asarray(a, jnp.float32) for a in args])
+    for g in grads:
+      assert np.all(np.isfinite(np.asarray(g))), g
+    out.append(grads)
+  return out
 
 
 # ---------------------------------------------------------------- PSNR, MAE --
@@ -159,6 +164,30 @@ def test_delta_e2000_matches_colour(variant):
                         method='CIE 2000')
   got = variant(metrics.delta_e2000)(lab1, lab2)
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-6)
+
+
+def test_delta_e2000_antipodal_hues_take_the_short_branch():
+  """|h1 - h2| = 180 exactly (Sharma's pair 14, generalised).
+
+  Sharma's branch for a tie is the limit from |h1 - h2| < 180, so the
+  reference is colour-science on lab2 rotated 1e-5 deg towards lab1's hue:
+  colour itself (float64 atan2) rounds about 9% of exact ties the other way,
+  and a float32 atan2 per colour about as many, with errors up to 26 dE00.
+  """
+  rng = np.random.default_rng(11)
+  lab1 = _random_lab(500, rng)
+  lab2 = np.concatenate(
+      [lab1[:, :1] + rng.uniform(-5, 5, (500, 1)), -lab1[:, 1:]],
+      -1).astype(np.float32)
+  l2 = lab2.astype(np.float64)
+  h1 = np.arctan2(lab1[:, 2], lab1[:, 1]) % (2 * np.pi)
+  h2 = np.arctan2(l2[:, 2], l2[:, 1]) % (2 * np.pi)
+  r = np.radians(np.where(h2 > h1, -1e-5, 1e-5))
+  rotated = np.stack([l2[:, 0], l2[:, 1] * np.cos(r) - l2[:, 2] * np.sin(r),
+                      l2[:, 1] * np.sin(r) + l2[:, 2] * np.cos(r)], -1)
+  want = colour.delta_E(lab1.astype(np.float64), rotated, method='CIE 2000')
+  np.testing.assert_allclose(metrics.delta_e2000(lab1, lab2), want,
+                             atol=1e-4, rtol=1e-6)
 
 
 def test_mean_delta_e2000_per_image(variant):
@@ -299,18 +328,26 @@ def test_rank_and_channel_errors():
 
 
 def test_gradients_finite():
-  _finite_grads(metrics.psnr, _X32, _Y32)
-  for a, b in [(_X32, _Y32), (_X32, _X32), (np.full_like(_X32, 0.5),) * 2]:
-    _finite_grads(metrics.ssim, a, b)
-    _finite_grads(metrics.mae, a, b)
+  flat = np.full_like(_X32, 0.5)
+  cases = [(_X32, _Y32), (_X32, _X32), (flat, flat)]
+  _finite_grads(metrics.psnr, cases[0])
+  _finite_grads(metrics.ssim, *cases)
+  _finite_grads(metrics.mae, *cases)
   x, y = _X32.copy(), _Y32.copy()
   x[:, 0, 0] = 0.0
   y[:, 1, 1] = 0.0
   y[:, 2, 2] = 3.0 * x[:, 2, 2]
   y[:, 3, 3] = -x[:, 3, 3]
   y[:, 4, 4] = x[:, 4, 4]
-  _finite_grads(metrics.angular_error, x, y)
-  _finite_grads(metrics.angular_error, x, x)
+  _finite_grads(metrics.angular_error, (x, y), (x, x))
+
+
+def test_ssim_gradient_matches_finite_differences():
+  # Checks the custom VJP of the window filter.
+  x = jnp.asarray(_X32[0, :13, :12])
+  y = jnp.asarray(_Y32[0, :13, :12])
+  jax.test_util.check_grads(metrics.ssim, (x, y), order=1, modes=['rev'],
+                            eps=1e-2, atol=1e-2, rtol=1e-2)
 
 
 def test_delta_e2000_gradients_finite():
@@ -318,11 +355,9 @@ def test_delta_e2000_gradients_finite():
                    [50, -1e-3, 2.49], [60, 0, 5], [50, 2.5, 0]], np.float32)
   lab2 = np.array([[50, 10, 20], [50, 0, 0], [60, 0, 0], [30, 3, -4],
                    [50, 1e-3, -2.49], [60, 0, -5], [50, 0, -2.5]], np.float32)
-  g1, g2 = _finite_grads(metrics.delta_e2000, lab1, lab2)
-  # At identical colours any vector of norm <= |dE'| is a subgradient: eager
-  # gives 0, XLA's fusion may round the two chromas 1 ulp apart and give a unit
-  # direction instead. Both are bounded; both grey pairs give exactly 0.
+  (g1, g2), = _finite_grads(metrics.delta_e2000, (lab1, lab2))
+  # dE00 is not differentiable at identical colours (like a norm at 0): eager
+  # gives the subgradient 0, but XLA's fusion may round the two chromas 1 ulp
+  # apart and give a bounded unit-size direction instead. Grey pairs give 0.
   assert np.abs(g1).max() < 5.0 and np.abs(g2).max() < 5.0
   np.testing.assert_array_equal(g1[1], 0.0)
-  _finite_grads(metrics.delta_e2000, lab1, lab1)
-  _finite_grads(metrics.mean_delta_e2000, lab1[None, None], lab2[None, None])
