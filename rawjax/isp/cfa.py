@@ -28,9 +28,12 @@ PATTERNS = ('RGGB', 'BGGR', 'GRBG', 'GBRG')
 CHANNELS = ('R', 'Gr', 'Gb', 'B')
 # Position of channel c of CHANNELS inside the 2x2 cell, row-major index.
 _CELL = ((0, 0), (0, 1), (1, 0), (1, 1))
-# PyNET (and the ZRR dataset) store packed raw as (B, Gb, R, Gr).
-_TO_PYNET = (3, 2, 0, 1)
-_FROM_PYNET = (2, 3, 1, 0)
+# PyNET (and the ZRR code) stack raw[1::2,1::2], raw[0::2,1::2], raw[0::2,0::2],
+# raw[1::2,0::2] of an RGGB mosaic and name them (B, Gb, R, Gr): their "Gb"
+# is the green on the red rows, i.e. our Gr. In canonical terms the order is
+# (B, Gr, R, Gb).
+_TO_PYNET = (3, 1, 0, 2)
+_FROM_PYNET = (2, 1, 3, 0)
 
 
 def validate_pattern(pattern: str) -> str:
@@ -126,14 +129,18 @@ def unpack(packed: ArrayLike, *, pattern: str) -> jax.Array:
 
 
 def to_pynet_order(packed: ArrayLike) -> jax.Array:
-  """(R, Gr, Gb, B) -> PyNET/ZRR's (B, Gb, R, Gr) channel order."""
+  """(R, Gr, Gb, B) -> PyNET/ZRR's order, (B, Gr, R, Gb) in our naming.
+
+  PyNET's code calls its second channel "Gb" but takes it from the red rows
+  (raw[0::2, 1::2] of RGGB), so it is our Gr.
+  """
   packed = jnp.asarray(packed)
   _checks.check_channels(packed, 4, name='packed', fn='to_pynet_order')
   return packed[..., _TO_PYNET]
 
 
 def from_pynet_order(packed: ArrayLike) -> jax.Array:
-  """PyNET/ZRR's (B, Gb, R, Gr) -> canonical (R, Gr, Gb, B)."""
+  """Inverse of `to_pynet_order`: PyNET/ZRR packing -> (R, Gr, Gb, B)."""
   packed = jnp.asarray(packed)
   _checks.check_channels(packed, 4, name='packed', fn='from_pynet_order')
   return packed[..., _FROM_PYNET]

@@ -109,10 +109,14 @@ def test_bad_inputs_raise_clear_errors():
     isp.pack(np.zeros((4,)), pattern='RGGB')
 
 
-def test_pynet_order_round_trip(variant):
-  packed = np.arange(4, dtype=np.float32).reshape(1, 1, 4)  # R, Gr, Gb, B
+def test_pynet_order_matches_the_reference_packing(variant):
+  # PyNET/ZRR's extract_bayer_channels on an RGGB mosaic.
+  raw = np.random.default_rng(5).random((6, 8), np.float32)
+  reference = np.stack([raw[1::2, 1::2], raw[0::2, 1::2], raw[0::2, 0::2],
+                        raw[1::2, 0::2]], axis=-1)
+  packed = isp.pack(raw, pattern='RGGB')
   pynet = variant(isp.to_pynet_order)(packed)
-  np.testing.assert_array_equal(np.asarray(pynet)[0, 0], [3, 2, 0, 1])
+  np.testing.assert_array_equal(np.asarray(pynet), reference)
   np.testing.assert_array_equal(np.asarray(variant(isp.from_pynet_order)(pynet)),
                                 packed)
 
