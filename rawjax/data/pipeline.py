@@ -1,0 +1,719 @@
+"""Batching: random patches, the papers' augmentations, host-local sharding.
+
+A dataset (any `rawjax.data.datasets` loader, or anything with `__len__`,
+`__getitem__` returning a dict of arrays, and a `fields` mapping) becomes a
+deterministic, resumable stream of batches shaped for `jax.pmap`:
+
+    pipeline = Pipeline(dataset, per_device_batch=4, patch_size=128, seed=0)
+    with pipeline.iterate(start_step=restored_step) as batches:
+      for batch in batches:          # batch['raw']: (local_devices, 4, ...)
+        state, metrics = p_train_step(state, batch, rng)
+
+Every array of a sample is described by a `Field`: its `kind` says how it is
+cropped and augmented, its `scale` how many of its pixels one pixel of the
+sample's *reference grid* covers. Loaders that hold raw data use the Bayer
+cell grid (the packed resolution) as the reference grid, so a packed raw has
+scale 1 and a full-resolution mosaic, sRGB target or coordinate map has
+scale 2; patch sizes and crop offsets are counted on that grid, which makes
+every mosaic crop start on an even row and column (CFA phase kept).
+
+Augmentation (the dihedral group: flips, transposes, 90-degree rotations) is
+drawn once per sample and applied identically to every field:
+  * packed raw: `rawjax.isp.flip_packed` / `transpose_packed` (a transpose or
+    an odd rotation swaps Gr and Gb, so channels keep their canonical
+    meaning; the packed-domain flip of the papers, no phase correction);
+  * mosaic: packed, transformed as above, unpacked with the same pattern, so
+    the mosaic keeps its CFA pattern and its size and stays exactly the
+    unpacking of its augmented packed version;
+  * image (RGB, masks, coordinate maps): plain spatial flips/transposes of
+    the array; coordinate values move with their pixels and are not
+    rewritten (ZRR's `augment`, so after a transpose the x channel varies
+    along H);
+  * meta (illuminants, scalars): unchanged.
+
+Sharding: with P processes of D local devices each and a per-device batch b,
+the global batch is G = P * D * b. Step s of epoch e takes G consecutive
+indices of a seeded permutation of the dataset; process p reads only its
+slice [p * D * b, (p + 1) * D * b) and returns arrays shaped (D, b, ...).
+Crops and augmentations are seeded by (seed, step, slot in the global
+batch), so the union of all processes' batches does not depend on how many
+processes there are, and `iterate(start_step=k)` continues an interrupted
+run exactly.
+
+No framework data loader is used (no grain / tf.data): the loaders are
+random-access, decoding happens in a small thread pool (PNG/JPEG/rawpy
+decoding releases the GIL), and the deterministic step-indexed sampling
+above is what resumption needs; a dependency would add nothing here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import itertools
+import math
+import queue
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rawjax.isp import cfa
+
+__all__ = [
+    'AUGMENTATIONS', 'BatchIterator', 'Field', 'Pipeline', 'apply_dihedral',
+    'crop', 'dihedral_element', 'draw_augmentation', 'on_host',
+    'random_patch', 'reference_size', 'shard', 'to_host',
+]
+
+Kind = Literal['packed', 'mosaic', 'image', 'meta']
+_KINDS = ('packed', 'mosaic', 'image', 'meta')
+
+# Ops a sample can draw, each independently: flips and the transpose with
+# probability 1/2 (ZRR's `augment`), 'rot90' a uniform k in {0, 1, 2, 3}
+# counter-clockwise quarter turns (CSTPP). Any sequence composes to one of
+# the 8 elements of the dihedral group.
+AUGMENTATIONS = ('hflip', 'vflip', 'transpose', 'rot90')
+
+# Random-number streams, kept apart inside one seed.
+_ORDER_STREAM, _SAMPLE_STREAM = 0, 1
+
+
+@contextlib.contextmanager
+def on_host():
+  """Runs eager or jitted jnp work on the host CPU backend.
+
+  The pipeline (and the loaders, which reuse the jnp ISP functions for
+  packing and normalisation) never place data on an accelerator, so they do
+  not compete with the training step for device memory.
+  """
+  with jax.default_device(jax.local_devices(backend='cpu')[0]):
+    yield
+
+
+def to_host(x: Any) -> np.ndarray:
+  """A jax (or numpy) array as a host numpy array."""
+  return np.asarray(jax.device_get(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """How the pipeline treats one array of a sample.
+
+  Attributes:
+    kind: 'packed' (h, w, 4) canonical (R, Gr, Gb, B) raw; 'mosaic' (H, W)
+      Bayer mosaic; 'image' (H, W, C) RGB, mask or coordinate map; 'meta'
+      any non-spatial array (illuminant, gains), passed through.
+    scale: pixels of this array per pixel of the sample's reference grid
+      (1 for packed raw on the Bayer-cell grid, 2 for full-resolution arrays
+      beside it). Mosaics need an even scale so crops keep the CFA phase.
+    pattern: the mosaic's CFA pattern (mosaics only).
+  """
+  kind: Kind
+  scale: int = 1
+  pattern: str | None = None
+
+  def __post_init__(self):
+    if self.kind not in _KINDS:
+      raise ValueError(f'Field kind must be one of {_KINDS}, got '
+                       f'{self.kind!r}.')
+    if not isinstance(self.scale, int) or self.scale < 1:
+      raise ValueError(f'Field scale must be a positive int, got '
+                       f'{self.scale!r}.')
+    if self.kind == 'mosaic':
+      if self.pattern is None:
+        raise ValueError('A mosaic Field needs its CFA pattern.')
+      object.__setattr__(self, 'pattern', cfa.validate_pattern(self.pattern))
+      if self.scale % 2:
+        raise ValueError(
+            f'A mosaic Field needs an even scale (one reference pixel = '
+            f'whole 2x2 Bayer cells) so crops keep its CFA phase; got '
+            f'scale {self.scale}.')
+    elif self.pattern is not None:
+      raise ValueError(f'Only mosaic Fields take a pattern (kind '
+                       f'{self.kind!r}).')
+
+  @property
+  def spatial(self) -> bool:
+    return self.kind != 'meta'
+
+
+def _spatial_shape(x: np.ndarray, field: Field, key: str) -> tuple[int, int]:
+  want = {'packed': 3, 'mosaic': 2, 'image': 3}[field.kind]
+  if x.ndim != want or (field.kind == 'packed' and x.shape[-1] != 4):
+    layout = {'packed': '(h, w, 4)', 'mosaic': '(H, W)',
+              'image': '(H, W, C)'}[field.kind]
+    raise ValueError(f'field {key!r} ({field.kind}) must have layout '
+                     f'{layout}, got shape {x.shape}.')
+  return x.shape[0], x.shape[1]
+
+
+def reference_size(sample: Mapping[str, Any],
+                   fields: Mapping[str, Field]) -> tuple[int, int]:
+  """(H, W) of the sample's reference grid, checked across all fields."""
+  sizes = {}
+  for key, field in fields.items():
+    if not field.spatial:
+      continue
+    h, w = _spatial_shape(np.asarray(sample[key]), field, key)
+    if h % field.scale or w % field.scale:
+      raise ValueError(f'field {key!r} is {h}x{w}, not a multiple of its '
+                       f'scale {field.scale}.')
+    sizes[key] = (h // field.scale, w // field.scale)
+  if not sizes:
+    raise ValueError('the sample has no spatial field to crop or augment.')
+  if len(set(sizes.values())) > 1:
+    detail = ', '.join(f'{k}: {fields[k].scale} x {s}' for k, s in
+                       sizes.items())
+    name = sample.get('name', '?')
+    raise ValueError(f'sample {name!r}: its fields do not cover the same '
+                     f'reference grid (scale x size: {detail}).')
+  return next(iter(sizes.values()))
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+  if isinstance(size, (int, np.integer)):
+    return int(size), int(size)
+  h, w = size
+  return int(h), int(w)
+
+
+def crop(sample: Mapping[str, Any], fields: Mapping[str, Field], *,
+         top: int, left: int, size: int | Sequence[int]) -> dict[str, Any]:
+  """Crops every spatial field to the same reference-grid window.
+
+  Args:
+    sample: dict of host arrays (other keys are copied unchanged).
+    fields: the sample's `Field`s.
+    top, left: window origin in reference pixels.
+    size: window (height, width) in reference pixels, or one int.
+
+  Returns:
+    A new dict; a field of scale s is cropped at (s * top, s * left) to
+    (s * height, s * width). Mosaics go through `rawjax.isp.crop_mosaic`
+    (their offsets are even because s is).
+  """
+  height, width = _pair(size)
+  ref_h, ref_w = reference_size(sample, fields)
+  if (min(top, left, height, width) < 0 or top + height > ref_h or
+      left + width > ref_w):
+    raise ValueError(
+        f'crop window {height}x{width} at ({top}, {left}) does not fit '
+        f'sample {sample.get("name", "?")!r} of {ref_h}x{ref_w} reference '
+        'pixels.')
+  out = dict(sample)
+  for key, field in fields.items():
+    if not field.spatial:
+      continue
+    s = field.scale
+    x = np.asarray(sample[key])
+    if field.kind == 'mosaic':
+      with on_host():
+        x = to_host(cfa.crop_mosaic(
+            x, top=s * top, left=s * left, height=s * height,
+            width=s * width))
+    else:
+      x = x[s * top:s * (top + height), s * left:s * (left + width)]
+    out[key] = x
+  return out
+
+
+def random_patch(rng: np.random.Generator, sample: Mapping[str, Any],
+                 fields: Mapping[str, Field], *,
+                 size: int | Sequence[int]) -> dict[str, Any]:
+  """A uniformly placed `size` window of every field (see `crop`).
+
+  Raises:
+    ValueError: the sample is smaller than the window (the message names
+      the sample).
+  """
+  height, width = _pair(size)
+  ref_h, ref_w = reference_size(sample, fields)
+  if ref_h < height or ref_w < width:
+    raise ValueError(
+        f'sample {sample.get("name", "?")!r} is {ref_h}x{ref_w} reference '
+        f'pixels, smaller than the {height}x{width} patch.')
+  top = int(rng.integers(0, ref_h - height + 1))
+  left = int(rng.integers(0, ref_w - width + 1))
+  return crop(sample, fields, top=top, left=left, size=(height, width))
+
+
+# --- augmentation -------------------------------------------------------------
+
+# A 3x3 grid has 8 distinct dihedral images: the lookup that reduces any op
+# sequence to the canonical element (transpose, then vertical flip, then
+# horizontal flip).
+_GRID = np.arange(9).reshape(3, 3)
+
+
+def _numpy_op(grid: np.ndarray, op: str) -> np.ndarray:
+  if op == 'hflip':
+    return grid[:, ::-1]
+  if op == 'vflip':
+    return grid[::-1, :]
+  if op == 'transpose':
+    return grid.T
+  if op == 'rot90':
+    return np.rot90(grid)
+  raise ValueError(f'unknown augmentation {op!r}; use one of {AUGMENTATIONS}.')
+
+
+def _canonical(transpose: bool, vflip: bool, hflip: bool) -> np.ndarray:
+  grid = _GRID
+  for flag, op in ((transpose, 'transpose'), (vflip, 'vflip'),
+                   (hflip, 'hflip')):
+    if flag:
+      grid = _numpy_op(grid, op)
+  return grid
+
+
+_ELEMENTS = {
+    _canonical(*bits).tobytes(): bits
+    for bits in itertools.product((False, True), repeat=3)}
+
+
+def dihedral_element(ops: Sequence[str]) -> tuple[bool, bool, bool]:
+  """Reduces ops applied in order to canonical (transpose, vflip, hflip).
+
+  Args:
+    ops: a sequence of 'hflip' (mirror left-right), 'vflip' (upside down),
+      'transpose' (swap H and W) and 'rot90' (a quarter turn counter-
+      clockwise, as `jnp.rot90` and `rawjax.isp.rot90_packed`).
+
+  Returns:
+    Flags such that transposing, then flipping vertically, then horizontally
+    has the same effect; e.g. ('rot90',) -> (True, True, False).
+  """
+  grid = _GRID
+  for op in ops:
+    grid = _numpy_op(grid, op)
+  return _ELEMENTS[grid.tobytes()]
+
+
+def draw_augmentation(rng: np.random.Generator,
+                      ops: Sequence[str]) -> tuple[bool, bool, bool]:
+  """Draws each op of `ops` (see `AUGMENTATIONS`) and reduces the result.
+
+  'hflip', 'vflip' and 'transpose' are applied with probability 1/2 each,
+  'rot90' a uniform number of quarter turns, in the order given. ZRR's
+  ('hflip', 'vflip', 'transpose') and CSTPP's ('vflip', 'hflip', 'rot90')
+  both give each of the 8 dihedral elements probability 1/8.
+  """
+  drawn = []
+  for op in ops:
+    if op == 'rot90':
+      drawn += ['rot90'] * int(rng.integers(4))
+    elif op in AUGMENTATIONS:
+      if rng.random() < 0.5:
+        drawn.append(op)
+    else:
+      raise ValueError(f'unknown augmentation {op!r}; use one of '
+                       f'{AUGMENTATIONS}.')
+  return dihedral_element(drawn)
+
+
+def _packed_op(x, transpose, vflip, hflip):
+  if transpose:
+    x = cfa.transpose_packed(x)
+  if vflip:
+    x = cfa.flip_packed(x, axis='vertical')
+  if hflip:
+    x = cfa.flip_packed(x, axis='horizontal')
+  return x
+
+
+def _image_op(x, transpose, vflip, hflip):
+  if transpose:
+    x = jnp.swapaxes(x, -3, -2)
+  if vflip:
+    x = jnp.flip(x, axis=-3)
+  if hflip:
+    x = jnp.flip(x, axis=-2)
+  return x
+
+
+@functools.partial(jax.jit, static_argnames=('kinds', 'patterns', 'element'))
+def _dihedral(arrays, *, kinds, patterns, element):
+  out = []
+  for x, kind, pattern in zip(arrays, kinds, patterns):
+    if kind == 'packed':
+      x = _packed_op(x, *element)
+    elif kind == 'mosaic':
+      x = cfa.unpack(_packed_op(cfa.pack(x, pattern=pattern), *element),
+                     pattern=pattern)
+    elif kind == 'image':
+      x = _image_op(x, *element)
+    out.append(x)
+  return tuple(out)
+
+
+def apply_dihedral(sample: Mapping[str, Any], fields: Mapping[str, Field], *,
+                   transpose: bool = False, vflip: bool = False,
+                   hflip: bool = False) -> dict[str, Any]:
+  """Applies one dihedral element to every field of a sample, identically.
+
+  The element is: transpose H and W if `transpose`, then flip upside down if
+  `vflip`, then mirror left-right if `hflip` (`dihedral_element` turns any
+  op sequence into these flags). Per field kind: packed raw through
+  `rawjax.isp.transpose_packed` / `flip_packed` (Gr and Gb swap on a
+  transpose); mosaics packed with their pattern, transformed the same way
+  and unpacked (pattern and size kept); images with plain array ops; meta
+  unchanged. Exact (no resampling): values are only moved.
+
+  Runs jitted on the host CPU (one compile per element and field shapes).
+  """
+  element = (bool(transpose), bool(vflip), bool(hflip))
+  out = dict(sample)
+  keys = [k for k, f in fields.items() if f.spatial]
+  if not any(element) or not keys:
+    return out
+  for key in keys:
+    _spatial_shape(np.asarray(sample[key]), fields[key], key)
+  with on_host():
+    results = _dihedral(
+        tuple(np.asarray(sample[k]) for k in keys),
+        kinds=tuple(fields[k].kind for k in keys),
+        patterns=tuple(fields[k].pattern for k in keys), element=element)
+  for key, value in zip(keys, results):
+    out[key] = to_host(value)
+  return out
+
+
+# --- sharding -----------------------------------------------------------------
+
+
+def shard(batch: Mapping[str, np.ndarray],
+          local_device_count: int) -> dict[str, np.ndarray]:
+  """Reshapes a host-local batch (L, ...) to (local_device_count, L/D, ...)."""
+  out = {}
+  for key, x in batch.items():
+    x = np.asarray(x)
+    if x.shape[0] % local_device_count:
+      raise ValueError(f'batch field {key!r} has {x.shape[0]} samples, not '
+                       f'divisible by {local_device_count} local devices.')
+    out[key] = x.reshape(local_device_count, -1, *x.shape[1:])
+  return out
+
+
+class Pipeline:
+  """Deterministic, host-sharded, prefetched batches from a dataset.
+
+  Args:
+    dataset: random-access dataset: `len()`, `dataset[i]` -> dict of
+      arrays, and a `fields` mapping of `Field`s (all rawjax loaders).
+    per_device_batch: samples per device per step.
+    patch_size: reference-grid patch (int or (h, w)) cut at a uniform random
+      position from every sample, or None for whole samples (they must then
+      share one size to be stacked).
+    augment: ops drawn per sample (see `draw_augmentation`); () for none.
+      ZRR uses ('hflip', 'vflip', 'transpose'), CSTPP ('vflip', 'hflip',
+      'rot90'); both are uniform over the 8 dihedral elements.
+    shuffle: reshuffle the dataset every epoch (seeded); False keeps order.
+    seed: the seed of every random choice (order, crops, augmentations).
+    num_epochs: None for an endless stream, else the number of passes.
+    drop_remainder: drop the last partial global batch of each epoch (the
+      default, for training). False pads it with copies of the epoch's
+      first sample and adds a boolean 'valid' array shaped like the batch's
+      leading axes, for evaluation.
+    fields: keys of `dataset.fields` to batch (default all); other keys of
+      a sample (e.g. 'name') are dropped.
+    local_device_count: devices of this process (default
+      `jax.local_device_count()`); the leading batch axis.
+    process_index, process_count: this process and how many there are
+      (default `jax.process_index()` / `jax.process_count()`).
+    num_workers: threads decoding the samples of a batch.
+    prefetch: batches prepared ahead by the background thread.
+
+  Batch of step s: dict field -> np.ndarray (local_device_count,
+  per_device_batch, ...), float fields as float32.
+  """
+
+  def __init__(self, dataset: Any, *, per_device_batch: int,
+               patch_size: int | Sequence[int] | None = None,
+               augment: Sequence[str] = ('hflip', 'vflip', 'transpose'),
+               shuffle: bool = True, seed: int = 0,
+               num_epochs: int | None = None, drop_remainder: bool = True,
+               fields: Sequence[str] | None = None,
+               local_device_count: int | None = None,
+               process_index: int | None = None,
+               process_count: int | None = None,
+               num_workers: int = 2, prefetch: int = 2):
+    self.dataset = dataset
+    all_fields = dict(getattr(dataset, 'fields', {}) or {})
+    if not all_fields:
+      raise ValueError('the dataset has no `fields` mapping (key -> Field).')
+    keys = list(all_fields) if fields is None else list(fields)
+    unknown = [k for k in keys if k not in all_fields]
+    if unknown:
+      raise ValueError(f'unknown field(s) {unknown}; the dataset has '
+                       f'{list(all_fields)}.')
+    self.fields = {k: all_fields[k] for k in keys}
+    if per_device_batch < 1:
+      raise ValueError(f'per_device_batch must be >= 1, got '
+                       f'{per_device_batch}.')
+    for op in augment:
+      if op not in AUGMENTATIONS:
+        raise ValueError(f'unknown augmentation {op!r}; use one of '
+                         f'{AUGMENTATIONS}.')
+    if seed < 0:
+      raise ValueError(f'seed must be >= 0, got {seed}.')
+    self.per_device_batch = int(per_device_batch)
+    self.patch_size = None if patch_size is None else _pair(patch_size)
+    self.augment = tuple(augment)
+    self.shuffle = bool(shuffle)
+    self.seed = int(seed)
+    self.num_epochs = num_epochs
+    self.drop_remainder = bool(drop_remainder)
+    self.local_device_count = int(local_device_count or
+                                  jax.local_device_count())
+    self.process_index = int(jax.process_index() if process_index is None
+                             else process_index)
+    self.process_count = int(jax.process_count() if process_count is None
+                             else process_count)
+    if not 0 <= self.process_index < self.process_count:
+      raise ValueError(f'process_index {self.process_index} is not in '
+                       f'[0, {self.process_count}).')
+    self.num_workers = max(1, int(num_workers))
+    self.prefetch = max(1, int(prefetch))
+    self.size = len(dataset)
+    if self.size == 0:
+      raise ValueError(f'the dataset {dataset!r} is empty.')
+    g = self.global_batch_size
+    if self.drop_remainder:
+      self.steps_per_epoch = self.size // g
+      if self.steps_per_epoch == 0:
+        raise ValueError(
+            f'the dataset has {self.size} samples, fewer than one global '
+            f'batch of {g} ({self.process_count} process(es) x '
+            f'{self.local_device_count} device(s) x {self.per_device_batch})'
+            '; lower per_device_batch or set drop_remainder=False.')
+    else:
+      self.steps_per_epoch = math.ceil(self.size / g)
+    self._order_cache: tuple[int, np.ndarray] | None = None
+    self._order_lock = threading.Lock()
+
+  @property
+  def local_batch_size(self) -> int:
+    return self.local_device_count * self.per_device_batch
+
+  @property
+  def global_batch_size(self) -> int:
+    return self.process_count * self.local_batch_size
+
+  @property
+  def num_steps(self) -> int | None:
+    """Steps of the whole stream (None when endless)."""
+    if self.num_epochs is None:
+      return None
+    return self.num_epochs * self.steps_per_epoch
+
+  def __len__(self) -> int:
+    if self.num_steps is None:
+      raise TypeError('an endless Pipeline (num_epochs=None) has no length.')
+    return self.num_steps
+
+  def _order(self, epoch: int) -> np.ndarray:
+    with self._order_lock:
+      if self._order_cache is None or self._order_cache[0] != epoch:
+        if self.shuffle:
+          rng = np.random.default_rng([self.seed, _ORDER_STREAM, epoch])
+          order = rng.permutation(self.size)
+        else:
+          order = np.arange(self.size)
+        self._order_cache = (epoch, order)
+      return self._order_cache[1]
+
+  def indices(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dataset indices, valid flags) this process reads at `step`."""
+    if step < 0 or (self.num_steps is not None and step >= self.num_steps):
+      raise IndexError(f'step {step} outside the stream of '
+                       f'{self.num_steps} steps.')
+    epoch, position = divmod(step, self.steps_per_epoch)
+    order = self._order(epoch)
+    g, local = self.global_batch_size, self.local_batch_size
+    slots = position * g + self.process_index * local + np.arange(local)
+    valid = slots < self.size
+    return order[np.where(valid, slots, 0)], valid
+
+  def _sample(self, step: int, slot: int, index: int) -> dict[str, Any]:
+    sample = self.dataset[int(index)]
+    rng = np.random.default_rng([self.seed, _SAMPLE_STREAM, step, slot])
+    if self.patch_size is not None:
+      sample = random_patch(rng, sample, self.fields, size=self.patch_size)
+    if self.augment:
+      element = draw_augmentation(rng, self.augment)
+      sample = apply_dihedral(sample, self.fields, transpose=element[0],
+                              vflip=element[1], hflip=element[2])
+    return sample
+
+  def batch(self, step: int, *,
+            executor: concurrent.futures.Executor | None = None
+            ) -> dict[str, np.ndarray]:
+    """The batch of global step `step` for this process (synchronous)."""
+    index, valid = self.indices(step)
+    first_slot = self.process_index * self.local_batch_size
+    args = [(step, first_slot + i, idx) for i, idx in enumerate(index)]
+    if executor is None:
+      samples = [self._sample(*a) for a in args]
+    else:
+      samples = list(executor.map(lambda a: self._sample(*a), args))
+    batch = {}
+    for key in self.fields:
+      arrays = [np.asarray(s[key]) for s in samples]
+      shapes = {a.shape for a in arrays}
+      if len(shapes) > 1:
+        names = [s.get('name', '?') for s in samples]
+        hint = 'set patch_size to batch samples of different sizes'
+        turned = {s[:2] for s in shapes} | {s[1::-1] for s in shapes}
+        if len(turned) == 2 and len({s[2:] for s in shapes}) == 1:
+          hint = ('transposes and quarter turns of non-square samples change '
+                  'their shape: set a square patch_size or drop '
+                  "'transpose'/'rot90' from augment")
+        raise ValueError(
+            f'field {key!r} has different shapes in one batch '
+            f'({sorted(shapes)}; samples {names}); {hint}.')
+      stacked = np.stack(arrays)
+      if np.issubdtype(stacked.dtype, np.floating):
+        stacked = stacked.astype(np.float32, copy=False)
+      batch[key] = stacked
+    if not self.drop_remainder:
+      batch['valid'] = valid
+    return shard(batch, self.local_device_count)
+
+  def iterate(self, *, start_step: int = 0) -> BatchIterator:
+    """Batches from `start_step` on, prepared in a background thread."""
+    return BatchIterator(self, start_step=start_step)
+
+  def __iter__(self) -> BatchIterator:
+    return self.iterate(start_step=0)
+
+
+_END = object()
+
+
+class _Failure:
+
+  def __init__(self, error: BaseException):
+    self.error = error
+
+
+def _put(q: queue.Queue, stop: threading.Event, item: Any) -> bool:
+  while not stop.is_set():
+    try:
+      q.put(item, timeout=0.05)
+      return True
+    except queue.Full:
+      continue
+  return False
+
+
+def _produce(pipeline: Pipeline, start_step: int, q: queue.Queue,
+             stop: threading.Event,
+             executor: concurrent.futures.Executor | None) -> None:
+  # A plain function, not a method: the thread must not keep its
+  # BatchIterator alive, so that dropping the iterator stops the thread.
+  try:
+    last = pipeline.num_steps
+    steps = itertools.count(start_step) if last is None else range(
+        start_step, last)
+    for step in steps:
+      if stop.is_set():
+        return
+      if not _put(q, stop, pipeline.batch(step, executor=executor)):
+        return
+    _put(q, stop, _END)
+  except BaseException as e:  # pylint: disable=broad-except
+    _put(q, stop, _Failure(e))
+
+
+def _shutdown(q: queue.Queue, stop: threading.Event, thread: threading.Thread,
+              executor: concurrent.futures.Executor | None,
+              timeout: float) -> None:
+  stop.set()
+  while True:  # unblock a producer waiting on a full queue
+    try:
+      q.get_nowait()
+    except queue.Empty:
+      break
+  if threading.current_thread() is not thread:
+    thread.join(timeout)
+  if executor is not None:
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+class BatchIterator:
+  """Iterator over a `Pipeline`'s batches, filled by a background thread.
+
+  The thread keeps at most `pipeline.prefetch` batches in a bounded queue.
+  `close()` (also on `with` exit, at the end of the stream, and when the
+  iterator is garbage-collected) stops the thread and joins it; an
+  exception raised while loading is re-raised by `next()`. `step` is the
+  step of the batch `next()` returns next (save it to resume).
+  """
+
+  def __init__(self, pipeline: Pipeline, *, start_step: int = 0,
+               join_timeout: float = 30.0):
+    if start_step < 0:
+      raise ValueError(f'start_step must be >= 0, got {start_step}.')
+    self.pipeline = pipeline
+    self.step = int(start_step)
+    self._queue: queue.Queue = queue.Queue(maxsize=pipeline.prefetch)
+    self._stop = threading.Event()
+    self._executor = (concurrent.futures.ThreadPoolExecutor(
+        pipeline.num_workers, thread_name_prefix='rawjax-data-worker')
+                      if pipeline.num_workers > 1 else None)
+    self._thread = threading.Thread(
+        target=_produce, name='rawjax-data-prefetch', daemon=True,
+        args=(pipeline, self.step, self._queue, self._stop, self._executor))
+    self._finalizer = weakref.finalize(
+        self, _shutdown, self._queue, self._stop, self._thread,
+        self._executor, join_timeout)
+    self._thread.start()
+
+  @property
+  def thread(self) -> threading.Thread:
+    """The background thread (for tests and diagnostics)."""
+    return self._thread
+
+  @property
+  def closed(self) -> bool:
+    return not self._finalizer.alive
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self.closed:
+      raise StopIteration
+    while True:
+      try:
+        item = self._queue.get(timeout=0.1)
+        break
+      except queue.Empty:
+        if not self._thread.is_alive() and self._queue.empty():
+          self.close()
+          raise StopIteration from None
+    if item is _END:
+      self.close()
+      raise StopIteration
+    if isinstance(item, _Failure):
+      self.close()
+      raise item.error
+    self.step += 1
+    return item
+
+  def close(self) -> None:
+    """Stops the background thread and waits for it (idempotent)."""
+    self._finalizer()
+
+  def __enter__(self) -> BatchIterator:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()

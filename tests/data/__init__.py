@@ -1,0 +1,1 @@
+"""Tests of rawjax.data (a package: tests/isp has a test_pipeline.py too)."""
