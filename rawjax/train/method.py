@@ -1,0 +1,74 @@
+"""What a training method contributes to the generic loop, and the registry.
+
+The loop (`rawjax.train.loop`) owns devices, data sharding, checkpoints,
+logging, evaluation scheduling and failure handling. A method owns its models,
+losses and per-device steps. They meet in `Method`:
+
+  * `init(config, rng) -> state`: the initial train state, a plain dict pytree
+    with at least 'step' (int32 scalar), 'rng' and 'params'; optimiser states,
+    BatchNorm statistics, history pools, memorised parameter sets... are more
+    entries of the same dict, so checkpoints hold all of them.
+  * `steps`: one or more per-device step functions
+    `step(state, batch, rng) -> (state, metrics)`, applied in order each
+    iteration (a GAN has a D step and a G step). They reduce gradients, batch
+    statistics and metrics with `jax.lax.pmean(..., axis_name='batch')`, and
+    report a scalar 'loss' in `metrics` (the loop skips an update whose loss
+    is not finite).
+  * `make_data(config, *, split, process_index, process_count) -> iterable`
+    of host batches for this process (leading axis = this process's share of
+    the global batch); the loop reshapes for the local devices.
+  * `evaluate(config, state, *, workdir) -> dict` of scalars (and it may write
+    results.json / results.md / PNGs under workdir).
+  * `sample_images(config, state, batch) -> dict[str, array]` of (N, H, W, 3)
+    images in [0, 1] for the sample grids (optional).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+StepFn = Callable[[Any, Any, Any], tuple[Any, dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  name: str
+  init: Callable[..., dict[str, Any]]
+  steps: Sequence[StepFn]
+  make_data: Callable[..., Iterable[Any]]
+  evaluate: Callable[..., dict[str, float]]
+  sample_images: Callable[..., dict[str, Any]] | None = None
+
+
+_REGISTRY: dict[str, Callable[[], Method]] = {}
+
+
+def register_method(name: str):
+  """Decorator registering a zero-argument factory returning a `Method`."""
+  def wrap(factory: Callable[[], Method]):
+    if name in _REGISTRY:
+      raise ValueError(f'training method {name!r} is already registered.')
+    _REGISTRY[name] = factory
+    return factory
+  return wrap
+
+
+def get_method(name: str) -> Method:
+  """The registered method `name` (config.method), or a clear error.
+
+  A method lives in the module `rawjax.train.<name>`, imported on first use,
+  so registering needs no central list.
+  """
+  if name not in _REGISTRY and name.isidentifier():
+    try:
+      importlib.import_module(f'rawjax.train.{name}')
+    except ModuleNotFoundError as e:
+      if e.name != f'rawjax.train.{name}':
+        raise
+  if name not in _REGISTRY:
+    raise ValueError(f'unknown training method {name!r}; registered: '
+                     f'{", ".join(sorted(_REGISTRY)) or "none"}.')
+  return _REGISTRY[name]()
