@@ -22,14 +22,23 @@ from rawjax.isp import _math
 Clip = Literal['none', 'lower', 'both']
 
 
-def _levels(black_level: ArrayLike, white_level: ArrayLike, fn: str):
+def _levels(x: ArrayLike, black_level: ArrayLike, white_level: ArrayLike,
+            fn: str):
+  """Validates and returns x, black and white broadcastable to (..., h, w, 4)."""
+  x = _checks.as_float(x, name='packed', fn=fn)
+  _checks.check_channels(x, 4, name='packed', fn=fn)
   black = _checks.as_float(black_level, name='black_level', fn=fn)
   white = _checks.as_float(white_level, name='white_level', fn=fn)
   if black.ndim > 0 and black.shape[-1] not in (1, 4):
     raise ValueError(f'{fn}: black_level must be a scalar or have 4 values '
                      f'(R, Gr, Gb, B) on its last axis, got shape '
                      f'{tuple(black.shape)}.')
-  return black, white
+  # Per-image levels carry the batch dims; give them the spatial axes.
+  if black.ndim > 0:
+    black = black[..., None, None, :]
+  if white.ndim > 0:
+    white = white[..., None, None, None]
+  return x, black, white
 
 
 def normalize(packed: ArrayLike, *, black_level: ArrayLike,
@@ -45,14 +54,7 @@ def normalize(packed: ArrayLike, *, black_level: ArrayLike,
   Returns:
     float32 (..., h, w, 4).
   """
-  fn = 'normalize'
-  x = _checks.as_float(packed, name='packed', fn=fn)
-  _checks.check_channels(x, 4, name='packed', fn=fn)
-  black, white = _levels(black_level, white_level, fn)
-  if black.ndim > 0:
-    black = black[..., None, None, :]
-  if white.ndim > 0:
-    white = white[..., None, None, None]
+  x, black, white = _levels(packed, black_level, white_level, 'normalize')
   y = _math.safe_divide(x - black, white - black)
   return apply_clip(y, clip=clip)
 
@@ -60,14 +62,7 @@ def normalize(packed: ArrayLike, *, black_level: ArrayLike,
 def denormalize(x: ArrayLike, *, black_level: ArrayLike,
                 white_level: ArrayLike) -> jax.Array:
   """Inverse of `normalize` (without clipping): back to sensor units."""
-  fn = 'denormalize'
-  x = _checks.as_float(x, name='x', fn=fn)
-  _checks.check_channels(x, 4, name='x', fn=fn)
-  black, white = _levels(black_level, white_level, fn)
-  if black.ndim > 0:
-    black = black[..., None, None, :]
-  if white.ndim > 0:
-    white = white[..., None, None, None]
+  x, black, white = _levels(x, black_level, white_level, 'denormalize')
   return x * (white - black) + black
 
 
