@@ -18,3 +18,14 @@ from rawjax.isp.dng_color import (
     ILLUMINANT_TEMPERATURE, camera_to_srgb_dng, dng_camera_to_xyz_d50,
     xy_to_cct)
 from rawjax.isp.pipeline import process, raw_to_linear_camera
+from rawjax.isp.noise import (
+    NoiseLevels, add_noise, add_random_noise, noise_variance,
+    random_noise_levels, random_semiisp_noise_levels)
+from rawjax.isp.unprocess import (
+    UPI_XYZ_TO_CAMERAS, UPIGains, UPIMetadata, demosaic_upi, gamma_compression,
+    gamma_expansion, inverse_smoothstep, random_ccm, random_gains,
+    random_upi_metadata, safe_invert_gains, smoothstep, unprocess,
+    unprocess_with_metadata, upi_process)
+from rawjax.isp.polynomial import (
+    KERNELS, apply_polynomial, fit_polynomial, kernel_table,
+    polynomial_features, polynomial_num_terms)
