@@ -13,10 +13,17 @@ losses and per-device steps. They meet in `Method`:
     iteration (a GAN has a D step and a G step). They reduce gradients, batch
     statistics and metrics with `jax.lax.pmean(..., axis_name='batch')`, and
     report a scalar 'loss' in `metrics` (the loop skips an update whose loss
-    is not finite).
+    is not finite). `steps` may instead be a function `steps(config) ->
+    sequence of step functions`, for steps that close over config values
+    (learning rate, loss weights); the loop calls it once. The loop derives
+    `rng` from (state['rng'], state['step']) and advances state['step'];
+    state['rng'] must be a raw uint32 key (`jax.random.PRNGKey`).
   * `make_data(config, *, split, process_index, process_count) -> iterable`
     of host batches for this process (leading axis = this process's share of
-    the global batch); the loop reshapes for the local devices.
+    the global batch); the loop reshapes for the local devices. To resume,
+    the loop calls `iterable.iterate(start_step=k)` when it exists (a
+    `rawjax.data.Pipeline`, whose (devices, per_device, ...) batches the loop
+    flattens first), else replays a deterministic iterable past k batches.
   * `evaluate(config, state, *, workdir) -> dict` of scalars (and it may write
     results.json / results.md / PNGs under workdir).
   * `sample_images(config, state, batch) -> dict[str, array]` of (N, H, W, 3)
@@ -37,7 +44,7 @@ StepFn = Callable[[Any, Any, Any], tuple[Any, dict[str, Any]]]
 class Method:
   name: str
   init: Callable[..., dict[str, Any]]
-  steps: Sequence[StepFn]
+  steps: Sequence[StepFn] | Callable[[Any], Sequence[StepFn]]
   make_data: Callable[..., Iterable[Any]]
   evaluate: Callable[..., dict[str, float]]
   sample_images: Callable[..., dict[str, Any]] | None = None
