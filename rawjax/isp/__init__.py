@@ -29,3 +29,15 @@ from rawjax.isp.unprocess import (
 from rawjax.isp.polynomial import (
     KERNELS, apply_polynomial, fit_polynomial, kernel_table,
     polynomial_features, polynomial_num_terms)
+from rawjax.isp import lut, pqdynamic
+from rawjax.isp.lut import (
+    UniformLUT, cached_inverse_lut, invert_monotone_family, lut_interpolate,
+    lut_interpolate_curves, uniform_lut)
+from rawjax.isp.pqdynamic import (
+    CurveParams, ISPParams, InverseLUTs, MixtureParams, ParamRanges,
+    color_correction, contrast_stretch, default_luts, gain_curve,
+    gamma_tone_map, gamma_tone_map_lut, inverse_color_correction,
+    inverse_contrast_stretch, inverse_gain_curve, inverse_gamma_tone_map,
+    inverse_inverse_tone_map, inverse_tone_map, inverse_tone_map_lut,
+    isp_forward, isp_inverse, params_from_unconstrained,
+    unconstrained_from_params)
