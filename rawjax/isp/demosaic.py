@@ -1,21 +1,23 @@
 """Bayer demosaicing (bilinear, Malvar-He-Cutler 2004) and its inverse.
 
-Both demosaics are linear filters whose kernel depends only on the colour of
-the output channel and the position inside the 2x2 CFA cell. They are computed
-in the packed domain: every output channel at each of the four cell positions
-is a short weighted sum of stride-2 slices of the padded mosaic, and the twelve
-resulting half-resolution planes are interleaved by one reshape. XLA fuses
-this into a couple of passes over memory, where generic convolutions of
-masked full-resolution planes (the textbook form, and colour-demosaicing's)
-would make several.
+Both demosaics are linear filters whose taps depend only on the output
+channel and the position inside the 2x2 CFA cell. They are computed in the
+packed domain: a first pass de-interleaves the mosaic into its four phase
+planes, extended by one cell of half-sample symmetric padding; a fused pass
+computes each output channel at each of the four cell positions as a short
+weighted sum of unit-stride slices of those planes and interleaves the twelve
+half-resolution results into RGB with one reshape. Generic convolutions of
+masked full-resolution planes (the textbook form, colour-demosaicing's) make
+several passes over 3-channel images instead.
 
-Borders follow colour-demosaicing exactly (scipy.ndimage.convolve, mode
-'reflect', i.e. half-sample symmetric). Malvar filters the mosaic itself, so
-a symmetric pad of the mosaic is all it needs. Bilinear filters each
-colour's *masked* plane, and reflecting a masked plane also reflects its mask:
-at the outer one-pixel ring the colour phase seen by the kernel differs from
-the interior one. That ring is recomputed from thin strips with the reflected
-masks (see `demosaic_bilinear`).
+Borders follow colour-demosaicing exactly: scipy.ndimage.convolve with mode
+'reflect' (half-sample symmetric, `jnp.pad` mode 'symmetric'). Malvar filters
+the mosaic itself, so the symmetric padding is all it needs. Bilinear filters
+each colour's *masked* plane, and scipy reflects the mask with the data: near
+the border the kernel sees another colour phase than in the interior. Those
+taps get weights that vary along the border, built as outer products of
+constant row and column vectors; multiplying by constants keeps the gradient
+as cheap as the forward pass (broadcasting data would make it reduce).
 """
 
 from __future__ import annotations
@@ -60,68 +62,143 @@ _MALVAR_RB_AT_BR = np.array([[0, 0, -1.5, 0, 0],
                              [0, 2, 0, 2, 0],
                              [0, 0, -1.5, 0, 0]]) / 8
 
-# (weight, dy, dx) terms of one output plane, grouped by weight.
-Terms = tuple[tuple[float, tuple[tuple[int, int], ...]], ...]
+# One group of taps of an output plane: sum the slices at `offsets`, then
+# multiply by `weight` and, unless None, by the constant row (h,) and column
+# (w,) vectors that switch the group on and off along the borders.
+_Group = tuple[float, 'np.ndarray | None', 'np.ndarray | None',
+               tuple[tuple[int, int], ...]]
 
 
-def _colour_index(pattern: str, row, col):
-  """Index into 'RGB' of the CFA colour at (row, col); numpy broadcasting."""
-  cell = np.array([_RGB.index(letter) for letter in pattern]).reshape(2, 2)
-  return cell[np.asarray(row) % 2, np.asarray(col) % 2]
+def _colour_table(pattern: str) -> np.ndarray:
+  """(2, 2) index into 'RGB' of the colour at each cell position."""
+  return np.array([_RGB.index(letter) for letter in pattern]).reshape(2, 2)
 
 
-def _terms(kernel: np.ndarray, keep=lambda dy, dx: True) -> Terms:
-  """Groups the non-zero taps of a scipy-style convolution kernel by weight.
-
-  scipy.ndimage.convolve flips the kernel; the taps are returned as offsets
-  (dy, dx) of a correlation so that out[y, x] = sum w * in[y + dy, x + dx].
-  """
-  flipped = kernel[::-1, ::-1]
-  centre = flipped.shape[0] // 2
-  groups: dict[float, list[tuple[int, int]]] = {}
-  for (i, j), w in np.ndenumerate(flipped):
-    dy, dx = i - centre, j - centre
-    if w != 0 and keep(dy, dx):
-      groups.setdefault(float(w), []).append((dy, dx))
-  return tuple((w, tuple(offsets)) for w, offsets in sorted(groups.items()))
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+  """scipy's 'reflect' (half-sample symmetric) index, up to n of overhang."""
+  return np.where(i < 0, -1 - i, np.where(i >= n, 2 * n - 1 - i, i))
 
 
-@functools.lru_cache(maxsize=None)
-def _bilinear_terms(pattern: str) -> dict[tuple[int, int, int], Terms]:
-  """Interior taps per (cell row, cell col, output channel)."""
-  plan = {}
-  for a in (0, 1):
-    for b in (0, 1):
-      for k in range(3):
-        kernel = _BILINEAR_G if k == 1 else _BILINEAR_RB
-        plan[a, b, k] = _terms(
-            kernel, lambda dy, dx: _colour_index(pattern, a + dy, b + dx) == k)
-  return plan
-
-
-@functools.lru_cache(maxsize=None)
-def _malvar_terms(pattern: str) -> dict[tuple[int, int, int], Terms]:
-  """Taps per (cell row, cell col, output channel), on the unmasked mosaic."""
+def _kernel(method: str, pattern: str, a: int, b: int, k: int) -> np.ndarray:
+  """The scipy convolution kernel giving channel k at cell position (a, b)."""
+  if method == 'bilinear':
+    return _BILINEAR_G if k == 1 else _BILINEAR_RB
+  site = _colour_table(pattern)[a, b]
+  if k == site:
+    return np.array([[1.0]])
+  if k == 1:
+    return _MALVAR_G_AT_RB
+  if site != 1:
+    return _MALVAR_RB_AT_BR
+  # A green site interpolates along its row when the row is one where the
+  # wanted colour lives.
   (red_row, _), *_ = cfa.channel_offsets(pattern)
+  wanted_row = red_row if k == 0 else 1 - red_row
+  return _MALVAR_RB_AT_G_ROW if a == wanted_row else _MALVAR_RB_AT_G_COL
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(method: str, pattern: str, h: int,
+          w: int) -> dict[tuple[int, int, int], tuple[_Group, ...]]:
+  """Tap groups per (cell row a, cell col b, channel k) for an (2h, 2w) mosaic.
+
+  Tap (dy, dx) of output pixel (2i + a, 2j + b) reads the symmetric-padded
+  mosaic at (2i + a + dy, 2j + b + dx). Malvar's weight is the kernel's.
+  Bilinear's is the kernel's times the reflected mask of colour k there,
+  which is the interior's except on the first or last cell row or column:
+  the row and column vectors carry that.
+  """
+  table = _colour_table(pattern)
   plan = {}
   for a in (0, 1):
     for b in (0, 1):
-      site = _colour_index(pattern, a, b)
       for k in range(3):
-        if k == site:
-          kernel = np.array([[1.0]])
-        elif k == 1:
-          kernel = _MALVAR_G_AT_RB
-        elif site != 1:
-          kernel = _MALVAR_RB_AT_BR
-        else:
-          # A green site: the wanted colour is in its row when the row is the
-          # one that colour lives on.
-          wanted_row = red_row if k == 0 else 1 - red_row
-          kernel = _MALVAR_RB_AT_G_ROW if a == wanted_row else (
-              _MALVAR_RB_AT_G_COL)
-        plan[a, b, k] = _terms(kernel)
+        flipped = _kernel(method, pattern, a, b, k)[::-1, ::-1]  # scipy flips
+        centre = flipped.shape[0] // 2
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        vectors = {}
+        for (u, v), weight in np.ndenumerate(flipped):
+          if weight == 0:
+            continue
+          dy, dx = u - centre, v - centre
+          if method == 'malvar':
+            groups.setdefault((float(weight), None, None), []).append((dy, dx))
+            continue
+          row_parity = _reflect(2 * np.arange(h) + a + dy, 2 * h) % 2
+          col_parity = _reflect(2 * np.arange(w) + b + dx, 2 * w) % 2
+          for s, t in zip(*np.nonzero(table == k)):
+            rows, cols = row_parity == s, col_parity == t
+            if not (rows.any() and cols.any()):
+              continue
+            key = (float(weight),
+                   None if rows.all() else rows.tobytes(),
+                   None if cols.all() else cols.tobytes())
+            vectors[key[1]], vectors[key[2]] = rows, cols
+            groups.setdefault(key, []).append((dy, dx))
+        plan[a, b, k] = tuple(
+            (weight,
+             None if rows is None else vectors[rows].astype(np.float32),
+             None if cols is None else vectors[cols].astype(np.float32),
+             tuple(offsets))
+            for (weight, rows, cols), offsets in sorted(
+                groups.items(), key=lambda item: (item[0][1] is not None,
+                                                  item[0][2] is not None,
+                                                  item[0][0])))
   return plan
+
+
+def _padded_phases(x: jnp.ndarray) -> jnp.ndarray:
+  """(..., 2, 2, h + 2, w + 2): `pad(x, 2, 'symmetric')[..., p::2, q::2]`.
+
+  Built from the phase planes rather than by padding the mosaic, which XLA
+  does in more passes: full-resolution rows -2 and -1 are rows 1 and 0, i.e.
+  the first cell row of the other row phase, and likewise on every side.
+  """
+  *lead, height, width = x.shape
+  phases = jnp.moveaxis(x.reshape(*lead, height // 2, 2, width // 2, 2),
+                        (-3, -1), (-4, -3))
+  other = jnp.flip(phases, axis=-4)
+  phases = jnp.concatenate([other[..., :1, :], phases, other[..., -1:, :]],
+                           axis=-2)
+  other = jnp.flip(phases, axis=-3)
+  return jnp.concatenate([other[..., :1], phases, other[..., -1:]], axis=-1)
+
+
+def _demosaic(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
+  """(..., H, W) mosaic -> (..., H, W, 3) with the taps of `_plan`."""
+  *lead, height, width = x.shape
+  h, w = height // 2, width // 2
+  padded = _padded_phases(x)
+  # Separate arrays per phase: in the gradient the transpose of a slice is a
+  # pad to its operand's shape, which then covers one phase, not four.
+  phases = [[padded[..., p, q, :, :] for q in (0, 1)] for p in (0, 1)]
+  plan = _plan(method, pattern, h, w)
+
+  def tap(a, b, dy, dx):
+    r, c = a + dy, b + dx
+    return phases[r % 2][c % 2][..., 1 + r // 2:1 + r // 2 + h,
+                                1 + c // 2:1 + c // 2 + w]
+
+  def plane(a, b, k):
+    total = None
+    for weight, rows, cols, offsets in plan[a, b, k]:
+      group = functools.reduce(jnp.add,
+                               [tap(a, b, dy, dx) for dy, dx in offsets])
+      # Python floats are weakly typed: the input's precision is kept, and a
+      # single unit tap stays an exact copy.
+      if weight != 1.0:
+        group = group * weight
+      if rows is not None:
+        group = group * rows[:, None].astype(group.dtype)
+      if cols is not None:
+        group = group * cols.astype(group.dtype)
+      total = group if total is None else total + group
+    return total
+
+  cell = jnp.stack([jnp.stack([jnp.stack([plane(a, b, k) for k in range(3)],
+                                         axis=-1) for b in (0, 1)], axis=-2)
+                    for a in (0, 1)], axis=-4)  # (..., h, 2, w, 2, 3)
+  return cell.reshape(*lead, height, width, 3)
 
 
 def _validate_mosaic(mosaic: ArrayLike, fn: str) -> jnp.ndarray:
@@ -134,129 +211,8 @@ def _validate_mosaic(mosaic: ArrayLike, fn: str) -> jnp.ndarray:
   return x
 
 
-def _pad(x: jnp.ndarray, width: int) -> jnp.ndarray:
-  lead = [(0, 0)] * (x.ndim - 2)
-  return jnp.pad(x, lead + [(width, width)] * 2, mode='symmetric')
-
-
-def _reflect(i: np.ndarray, n: int) -> np.ndarray:
-  """scipy's 'reflect' (half-sample symmetric) index, up to n of overhang."""
-  return np.where(i < 0, -1 - i, np.where(i >= n, 2 * n - 1 - i, i))
-
-
-def _weighted_sum(tap, terms: Terms) -> jnp.ndarray:
-  """sum_w w * sum(tap(dy, dx)); an exact copy for a single unit tap."""
-  total = None
-  for w, offsets in terms:
-    group = functools.reduce(jnp.add, [tap(dy, dx) for dy, dx in offsets])
-    group = group if w == 1.0 else group * np.float32(w)
-    total = group if total is None else total + group
-  return total
-
-
-def _interleave(planes) -> jnp.ndarray:
-  """planes[a][b][k]: (..., h, w) -> (..., 2h, 2w, 3)."""
-  *lead, h, w = planes[0][0][0].shape
-  cell = jnp.stack([jnp.stack([jnp.stack(planes[a][b], axis=-1)
-                               for b in (0, 1)], axis=-2)
-                    for a in (0, 1)], axis=-4)
-  return cell.reshape(*lead, 2 * h, 2 * w, 3)
-
-
-def _reference(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
-  """Textbook full-resolution form of both demosaics: (..., H, W, 3).
-
-  A transcription of colour-demosaicing's scipy code (masks, 'reflect'
-  borders) used on small inputs and on the border strips of large ones.
-  """
-  height, width = x.shape[-2:]
-  xp = _pad(x, 2)
-  ys = _reflect(np.arange(-2, height + 2), height)
-  xs = _reflect(np.arange(-2, width + 2), width)
-  # Colour of every padded pixel: scipy pads `CFA * mask`, so the masks are
-  # reflected along with the data.
-  colour = _colour_index(pattern, ys[:, None], xs[None, :])
-
-  def conv(src, kernel):
-    def tap(dy, dx):
-      return src[..., 2 + dy:2 + dy + height, 2 + dx:2 + dx + width]
-    return _weighted_sum(tap, _terms(kernel))
-
-  if method == 'bilinear':
-    return jnp.stack([
-        conv(xp * (colour == k).astype(np.float32),
-             _BILINEAR_G if k == 1 else _BILINEAR_RB) for k in range(3)],
-                     axis=-1)
-  site = colour[2:-2, 2:-2]
-  (red_row, _), *_ = cfa.channel_offsets(pattern)
-  red_rows = (np.arange(height) % 2 == red_row)[:, None]
-  g_at_rb = conv(xp, _MALVAR_G_AT_RB)
-  at_g_row = conv(xp, _MALVAR_RB_AT_G_ROW)
-  at_g_col = conv(xp, _MALVAR_RB_AT_G_COL)
-  at_br = conv(xp, _MALVAR_RB_AT_BR)
-  out = []
-  for k in range(3):
-    if k == 1:
-      out.append(jnp.where(site == 1, x, g_at_rb))
-      continue
-    # Green sites on the rows where colour k lives interpolate along the row.
-    k_rows = red_rows if k == 0 else ~red_rows
-    at_g = jnp.where(k_rows, at_g_row, at_g_col)
-    out.append(jnp.where(site == k, x, jnp.where(site == 1, at_g, at_br)))
-  return jnp.stack(out, axis=-1)
-
-
-def _fast(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
-  """Packed-domain form: interior taps on the phase planes, exact ring.
-
-  The cells of the outer ring (two pixels wide) are taken from `_reference`
-  on four strips of four rows or columns, which see the true borders; every
-  other cell only reads real pixels, so its taps need no padding at all.
-  """
-  height, width = x.shape[-2:]
-  h, w = height // 2, width // 2
-  plan = (_bilinear_terms if method == 'bilinear' else _malvar_terms)(pattern)
-  phases = [[x[..., p::2, q::2] for q in (0, 1)] for p in (0, 1)]
-
-  def interior(a, b, k):
-    def tap(dy, dx):
-      r, c = a + dy, b + dx
-      src = phases[r % 2][c % 2]
-      return src[..., 1 + r // 2:h - 1 + r // 2, 1 + c // 2:w - 1 + c // 2]
-    return _weighted_sum(tap, plan[a, b, k])
-
-  top = _reference(x[..., :4, :], pattern, method)[..., :2, :, :]
-  bottom = _reference(x[..., -4:, :], pattern, method)[..., -2:, :, :]
-  left = _reference(x[..., :, :4], pattern, method)[..., 2:-2, :2, :]
-  right = _reference(x[..., :, -4:], pattern, method)[..., 2:-2, -2:, :]
-  # Selects rather than concatenates: XLA fuses a concatenate nested inside
-  # the interleaving one into a separate pass, but fuses selects.
-  first_row, last_row = np.arange(h)[:, None] == 0, np.arange(h)[:, None] == h - 1
-  first_col, last_col = np.arange(w) == 0, np.arange(w) == w - 1
-  lead = [(0, 0, 0)] * (x.ndim - 2)
-  planes = [[[None] * 3 for _ in (0, 1)] for _ in (0, 1)]
-  for a in (0, 1):
-    for b in (0, 1):
-      for k in range(3):
-        zero = np.zeros((), x.dtype)
-        plane = jax.lax.pad(interior(a, b, k), zero, lead + [(1, 1, 0)] * 2)
-        side = lambda col: jax.lax.pad(col, zero, lead + [(1, 1, 0)])[..., None]
-        plane = jnp.where(first_col, side(left[..., a::2, b, k]), plane)
-        plane = jnp.where(last_col, side(right[..., a::2, b, k]), plane)
-        plane = jnp.where(first_row, top[..., a, None, b::2, k], plane)
-        plane = jnp.where(last_row, bottom[..., a, None, b::2, k], plane)
-        planes[a][b][k] = plane
-  return _interleave(planes)
-
-
-def _demosaic(x: jnp.ndarray, pattern: str, method: str) -> jnp.ndarray:
-  if min(x.shape[-2:]) < 6:
-    return _reference(x, pattern, method)
-  return _fast(x, pattern, method)
-
-
 def demosaic_bilinear(mosaic: ArrayLike, *, pattern: str) -> jax.Array:
-  """Bilinear Bayer demosaicing (Losson, Macaire & Yang 2010, section 2).
+  """Bilinear Bayer demosaicing (as surveyed by Losson, Macaire & Yang 2010).
 
   Each colour plane, zero except at its own sites, is convolved with
   [[0,1,0],[1,4,1],[0,1,0]]/4 (green) or [[1,2,1],[2,4,2],[1,2,1]]/4 (red,
@@ -330,6 +286,6 @@ def mosaic(rgb: ArrayLike, *, pattern: str) -> jax.Array:
   _checks.check_min_rank(x, 3, name='rgb', fn=fn, layout='(..., H, W, 3)')
   _checks.check_channels(x, 3, name='rgb', fn=fn)
   _checks.check_even_hw(x, name='rgb', fn=fn, hw_axes=(-3, -2))
-  planes = [x[..., r::2, c::2, _colour_index(pattern, r, c)]
+  planes = [x[..., r::2, c::2, _colour_table(pattern)[r, c]]
             for r, c in cfa.channel_offsets(pattern)]
   return cfa.unpack(jnp.stack(planes, axis=-1), pattern=pattern)
