@@ -13,8 +13,12 @@ EPS = 1e-8
 
 
 def safe_power(x: jnp.ndarray, p, *, eps: float = EPS) -> jnp.ndarray:
-  """`max(x, eps) ** p`: finite value and gradient for every x >= 0."""
-  return jnp.power(jnp.maximum(x, eps), p)
+  """`max(x, eps) ** p`: finite value and gradient for every x >= 0.
+
+  Written as exp(p log x): XLA's general `pow` handles negative bases and
+  special cases and runs about 4x slower on CPU; the base here is positive.
+  """
+  return jnp.exp(p * jnp.log(jnp.maximum(x, eps)))
 
 
 def safe_divide(a: jnp.ndarray, b: jnp.ndarray, *,
