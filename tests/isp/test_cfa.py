@@ -46,10 +46,11 @@ def test_unpack_inverts_pack_exactly(pattern, variant):
   np.testing.assert_array_equal(np.asarray(back), mosaic)
 
 
-@hypothesis.settings(deadline=None, max_examples=30)
+# Each new shape compiles anew: few examples, small shapes.
+@hypothesis.settings(deadline=None, max_examples=12)
 @hypothesis.given(
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2,
-                                            min_side=1, max_side=6).map(
+                                            min_side=1, max_side=3).map(
                                                 lambda s: (2 * s[0], 2 * s[1])),
                elements=hypothesis.strategies.floats(-1e3, 1e3, width=32)),
     hypothesis.strategies.sampled_from(PATTERNS))
