@@ -1,4 +1,4 @@
-"""Bilinear and Malvar demosaicing, and mosaicing, against colour-demosaicing."""
+"""Bilinear and Malvar demosaicing and mosaicing, against colour-demosaicing."""
 
 import functools
 import warnings
