@@ -20,13 +20,13 @@ import json
 import pathlib
 import platform
 import tempfile
-import time
 import warnings
 
 import jax
 import numpy as np
 import rawpy
 
+from _timing import time_call  # benchmarks/_timing.py
 from rawjax import io as rawio
 from rawjax import isp, metrics
 
@@ -43,19 +43,6 @@ def _mosaic() -> tuple[np.ndarray, str]:
     return np.tile(block, (2, 2)), f'{BLACKMAGIC.name}, tiled 2x2'
   rng = np.random.default_rng(0)
   return (rng.random((HEIGHT, WIDTH)) * 60000 + 512).astype(np.uint16), 'random'
-
-
-def _time(fn, repeats: int) -> tuple[float, float]:
-  """(first call, median of later calls) in seconds, blocking on results."""
-  start = time.perf_counter()
-  jax.block_until_ready(fn())
-  first = time.perf_counter() - start
-  runs = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    runs.append(time.perf_counter() - start)
-  return first, float(np.median(runs))
 
 
 def main() -> None:
@@ -82,7 +69,7 @@ def main() -> None:
         use_camera_wb=True, demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR,
         gamma=(2.4, 12.92), no_auto_bright=True, output_bps=16, user_flip=0,
         adjust_maximum_thr=0.0)
-    libraw_first, libraw_run = _time(postprocess, args.reference_repeats)
+    libraw_first, libraw_run = time_call(postprocess, args.reference_repeats)
     libraw_out = postprocess().astype(np.float32) / 65535.0
 
   metadata = raw.metadata()
@@ -96,13 +83,13 @@ def main() -> None:
   rows = []
 
   def add(name, fn, reference=None, reference_fn=None):
-    first, run = _time(fn, args.repeats)
+    first, run = time_call(fn, args.repeats)
     row = dict(name=name, compile_s=first - run, run_s=run,
                mp_per_s=megapixels / run)
     if reference_fn is not None:
       with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        _, ref_run = _time(reference_fn, args.reference_repeats)
+        _, ref_run = time_call(reference_fn, args.reference_repeats)
       row.update(reference=reference, reference_run_s=ref_run,
                  reference_mp_per_s=megapixels / ref_run,
                  speedup=ref_run / run)

@@ -29,23 +29,11 @@ import numpy as np
 from jax.scipy.interpolate import RegularGridInterpolator as JaxRGI
 from scipy.interpolate import RegularGridInterpolator
 
+from _timing import time_call  # benchmarks/_timing.py
 from rawjax.isp import lut as lut_lib, pqdynamic as pq
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 480, 640
-
-
-def _time(fn, repeats: int) -> tuple[float, float]:
-  """(first call, median of later calls) in seconds, blocking on results."""
-  start = time.perf_counter()
-  jax.block_until_ready(fn())
-  first = time.perf_counter() - start
-  runs = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    runs.append(time.perf_counter() - start)
-  return first, float(np.median(runs))
 
 
 def _accuracy(table, rng) -> dict:
@@ -97,7 +85,7 @@ def main() -> None:
   rows = []
 
   def add(name, fn, note=''):
-    first, run = _time(fn, args.repeats)
+    first, run = time_call(fn, args.repeats)
     rows.append(dict(name=name, compile_s=max(first - run, 0.0), run_s=run,
                      note=note))
     return fn()
@@ -133,7 +121,7 @@ def main() -> None:
     v = interpolator(points).reshape(host.shape)
     return np.clip(v, 0, 1) ** exponent
 
-  first, run = _time(scipy_inverse, args.scipy_repeats)
+  first, run = time_call(scipy_inverse, args.scipy_repeats)
   rows.append(dict(name='scipy RegularGridInterpolator (SemiISP Alg. 1)',
                    compile_s=0.0, run_s=run, note='float64, per pixel'))
   scipy_out = scipy_inverse()
