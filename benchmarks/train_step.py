@@ -1,0 +1,186 @@
+"""Throughput of the semi-supervised raw-to-raw U-Net: train step, inference.
+
+  * train: one `rawjax.train.raw2raw_semi` step (two U-Nets; reconstruction,
+    anchor and mapping losses; Adam) on the paper's batch of 16 images (4 + 4
+    unpaired patches, 4 anchor pairs) at three patch sizes, pmapped over 1,
+    2 and 4 host devices (the global batch split between them);
+  * inference: the decoder swap D_B(E_A(x)) on 4 packed images at three
+    sizes, pmapped the same way;
+  * translate: one full-resolution 2016x1512 packed image (an iPhone X raw)
+    through `translate` with the post-fit (network at 656 px), one device.
+
+Compile time is reported apart from run time ("compile s" = first call -
+median later call). The host devices are simulated CPU devices
+(`--xla_force_host_platform_device_count`): on a 2-core machine more of them
+share the same cores, so the device columns show the overhead of the
+parallel step rather than a speed-up.
+
+    python benchmarks/train_step.py [--sizes 64 128 256] [--devices 1 2 4]
+        [--repeats 3] [--features 24] [--json PATH]
+
+Prints a markdown table and writes JSON (default
+benchmarks/results/train_step.json).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if 'jax' not in sys.modules:
+  _flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
+            if not f.startswith('--xla_force_host_platform_device_count')]
+  os.environ['XLA_FLAGS'] = ' '.join(
+      _flags + ['--xla_force_host_platform_device_count=4'])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import importlib.util
+import json
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from rawjax.train import raw2raw_semi
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+UNPAIRED, ANCHORS = 4, 4  # per camera / pairs: 16 images a step
+
+
+def _config(features: int, patch: int) -> ml_collections.ConfigDict:
+  spec = importlib.util.spec_from_file_location(
+      'raw2raw_semi_config', ROOT / 'configs' / 'raw2raw_semi.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.model.features = features
+  config.data.patch_size = patch
+  config.data.unpaired_batch = UNPAIRED
+  config.data.anchor_batch = ANCHORS
+  return config
+
+
+def _time(fn, args, repeats):
+  """(first call s, median later call s)."""
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - start
+  runs = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    runs.append(time.perf_counter() - start)
+  median = float(np.median(runs))
+  return first, median
+
+
+def _stack(tree, n):
+  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
+                      tree)
+
+
+def bench_train(config, devices, repeats):
+  rng = np.random.default_rng(0)
+  p = config.data.patch_size
+  n = len(devices)
+  batch = {k: rng.uniform(0, 1, (n, count // n, p, p, 4)).astype(np.float32)
+           for k, count in (('unpaired_a', UNPAIRED), ('unpaired_b', UNPAIRED),
+                            ('anchor_a', ANCHORS), ('anchor_b', ANCHORS))}
+  state = _stack(raw2raw_semi.init(config, jax.random.PRNGKey(0)), n)
+  step = jax.pmap(raw2raw_semi.make_steps(config)[0], axis_name='batch',
+                  devices=devices)
+  keys = jnp.stack([jax.random.PRNGKey(1)] * n)
+  first, median = _time(lambda s, b, k: step(s, b, k)[1]['loss'],
+                        (state, batch, keys), repeats)
+  return first, median, 2 * (UNPAIRED + ANCHORS)
+
+
+def bench_inference(config, size, devices, repeats, images=4):
+  model = raw2raw_semi._model(config)  # pylint: disable=protected-access
+  params = raw2raw_semi.init(config, jax.random.PRNGKey(0))['params']
+  n = len(devices)
+  x = np.random.default_rng(0).uniform(
+      0, 1, (n, images // n, size, size, 4)).astype(np.float32)
+
+  def swap(pa, pb, batch):
+    features = model.apply({'params': pa}, batch, method='encode')
+    return model.apply({'params': pb}, features, method='decode')
+
+  fn = jax.pmap(swap, in_axes=(None, None, 0), devices=devices)
+  first, median = _time(fn, (params['camera_a'], params['camera_b'], x),
+                        repeats)
+  return first, median, images
+
+
+def bench_translate(config, repeats):
+  model = raw2raw_semi._model(config)  # pylint: disable=protected-access
+  params = raw2raw_semi.init(config, jax.random.PRNGKey(0))['params']
+  image = np.random.default_rng(0).uniform(0, 1, (1512, 2016, 4)).astype(
+      np.float32)
+  fn = lambda x: raw2raw_semi.translate(  # noqa: E731
+      model, params['camera_a'], params['camera_b'], x,
+      postfit_size=config.inference.postfit_size)
+  first, median = _time(fn, (image,), repeats)
+  return first, median, 1
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--sizes', type=int, nargs='+', default=[64, 128, 256],
+                      help='train patch sizes (packed); inference sizes are '
+                      'twice these')
+  parser.add_argument('--devices', type=int, nargs='+', default=[1, 2, 4])
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--features', type=int, default=24)
+  parser.add_argument('--json', type=pathlib.Path,
+                      default=ROOT / 'benchmarks' / 'results' /
+                      'train_step.json')
+  args = parser.parse_args(argv)
+  available = jax.local_devices()
+  rows = []
+  jobs = [('train', s, d) for s in args.sizes for d in args.devices]
+  jobs += [('inference', 2 * s, d) for s in args.sizes for d in args.devices]
+  jobs += [('translate 2016x1512 (post-fit)', 2016, 1)]
+  for kind, size, count in tqdm.tqdm(jobs, desc='benchmarks', unit='case'):
+    if count > len(available):
+      continue
+    devices = available[:count]
+    config = _config(args.features, size if kind == 'train' else 64)
+    if kind == 'train':
+      first, median, images = bench_train(config, devices, args.repeats)
+    elif kind == 'inference':
+      first, median, images = bench_inference(config, size, devices,
+                                               args.repeats)
+    else:
+      first, median, images = bench_translate(config, args.repeats)
+    rows.append({'kind': kind, 'size': size, 'devices': count,
+                 'images_per_call': images,
+                 'compile_s': max(first - median, 0.0), 'run_s': median,
+                 'calls_per_s': 1.0 / median, 'images_per_s': images / median})
+  lines = ['| what | size (packed) | devices | images/call | compile s | '
+           'run s | steps/s | images/s |', '|---|---|---|---|---|---|---|---|']
+  for r in rows:
+    lines.append(f"| {r['kind']} | {r['size']} | {r['devices']} | "
+                 f"{r['images_per_call']} | {r['compile_s']:.1f} | "
+                 f"{r['run_s']:.3f} | {r['calls_per_s']:.2f} | "
+                 f"{r['images_per_s']:.1f} |")
+  table = '\n'.join(lines)
+  print(table)
+  payload = {'benchmark': 'train_step', 'features': args.features,
+             'machine': {'platform': platform.platform(),
+                         'cpu_count': os.cpu_count(), 'jax': jax.__version__,
+                         'devices': len(available)},
+             'rows': rows}
+  print(json.dumps(payload, indent=1))
+  args.json.parent.mkdir(parents=True, exist_ok=True)
+  args.json.write_text(json.dumps(payload, indent=1) + '\n')
+
+
+if __name__ == '__main__':
+  main()
