@@ -21,7 +21,7 @@ Multi-host: every process calls `save`/`restore` with the same host tree
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from absl import logging
@@ -36,6 +36,24 @@ __all__ = ['Checkpointer']
 
 def _describe(x: Any) -> tuple[tuple[int, ...], str]:
   return tuple(x.shape), str(np.dtype(x.dtype))
+
+
+def _path_name(path: Sequence[Any]) -> str:
+  """'opt_state/0/mu/...' for a key path, whatever the node types.
+
+  Orbax's metadata stores a NamedTuple (an optax state) as a dict, so the
+  attribute keys of the live state and the dict keys of the stored tree must
+  compare equal.
+  """
+  parts = []
+  for key in path:
+    for field in ('key', 'name', 'idx'):
+      if hasattr(key, field):
+        parts.append(str(getattr(key, field)))
+        break
+    else:
+      parts.append(str(key))
+  return '/'.join(parts)
 
 
 class Checkpointer:
@@ -133,9 +151,9 @@ class Checkpointer:
   def _check_matches(self, step: int, target: Any) -> None:
     stored = self._manager.item_metadata(step)['state']
     stored = getattr(stored, 'tree', stored)
-    stored_leaves = {jax.tree_util.keystr(p): _describe(x) for p, x in
+    stored_leaves = {_path_name(p): _describe(x) for p, x in
                      jax.tree_util.tree_leaves_with_path(stored)}
-    wanted = {jax.tree_util.keystr(p): _describe(x) for p, x in
+    wanted = {_path_name(p): _describe(x) for p, x in
               jax.tree_util.tree_leaves_with_path(target)}
     problems = [f'{k}: missing from the checkpoint' for k in wanted
                 if k not in stored_leaves]
