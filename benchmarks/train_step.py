@@ -39,7 +39,6 @@ import importlib.util
 import json
 import pathlib
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +47,7 @@ import numpy as np
 import tqdm
 
 from rawjax.train import raw2raw_semi
+from _timing import time_call  # benchmarks/_timing.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 UNPAIRED, ANCHORS = 4, 4  # per camera / pairs: 16 images a step
@@ -66,20 +66,6 @@ def _config(features: int, patch: int) -> ml_collections.ConfigDict:
   return config
 
 
-def _time(fn, args, repeats):
-  """(first call s, median later call s)."""
-  start = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  first = time.perf_counter() - start
-  runs = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    runs.append(time.perf_counter() - start)
-  median = float(np.median(runs))
-  return first, median
-
-
 def _stack(tree, n):
   return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
                       tree)
@@ -96,8 +82,8 @@ def bench_train(config, devices, repeats):
   step = jax.pmap(raw2raw_semi.make_steps(config)[0], axis_name='batch',
                   devices=devices)
   keys = jnp.stack([jax.random.PRNGKey(1)] * n)
-  first, median = _time(lambda s, b, k: step(s, b, k)[1]['loss'],
-                        (state, batch, keys), repeats)
+  first, median = time_call(lambda: step(state, batch, keys)[1]['loss'],
+                            repeats)
   return first, median, 2 * (UNPAIRED + ANCHORS)
 
 
@@ -113,8 +99,8 @@ def bench_inference(config, size, devices, repeats, images=4):
     return model.apply({'params': pb}, features, method='decode')
 
   fn = jax.pmap(swap, in_axes=(None, None, 0), devices=devices)
-  first, median = _time(fn, (params['camera_a'], params['camera_b'], x),
-                        repeats)
+  first, median = time_call(
+      lambda: fn(params['camera_a'], params['camera_b'], x), repeats)
   return first, median, images
 
 
@@ -126,7 +112,7 @@ def bench_translate(config, repeats):
   fn = lambda x: raw2raw_semi.translate(  # noqa: E731
       model, params['camera_a'], params['camera_b'], x,
       postfit_size=config.inference.postfit_size)
-  first, median = _time(fn, (image,), repeats)
+  first, median = time_call(lambda: fn(image), repeats)
   return first, median, 1
 
 

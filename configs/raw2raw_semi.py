@@ -106,8 +106,12 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.data.patch_size = 64
     config.model.features = 16
     config.optim.learning_rate = 1e-3
-    config.train.num_steps = 600
-    config.checkpoint.every_steps = 200
+    # Measured: 600 constant-rate steps left A -> B 1 dB below the global
+    # 3x3; 2000 steps with warm-up + cosine decay pass it (docs).
+    config.optim.schedule = 'cosine'
+    config.optim.warmup_steps = 50
+    config.train.num_steps = 2000
+    config.checkpoint.every_steps = 500
     config.logging.log_every_steps = 20
     config.logging.images_every_steps = 200
   elif variant:
