@@ -70,3 +70,5 @@ def model_from_config(model_config: Mapping[str, Any]) -> nn.Module:
 
 
 register_model('unet')(UNet)
+from rawjax.models.kpn import KPN, apply_kernels  # noqa: E402
+register_model('kpn')(KPN)

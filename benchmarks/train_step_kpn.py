@@ -1,0 +1,165 @@
+"""Throughput of the kernel-prediction ISP: apply_kernels, forward, train step.
+
+  * apply_kernels: `rawjax.models.kpn.apply_kernels` with 4 per-phase
+    kernels per pixel (the KPN's use) on a batch of packed raw, for each
+    kernel size and method ('patches', 'shift'), forward alone and forward +
+    gradient with respect to the kernels (the training case);
+  * forward: the whole KPN (U-Net predictor + kernel application) on packed
+    images, the quick and paper widths;
+  * train: one `rawjax.train.kpn_isp` step (L1, Adam) on a batch of 16
+    packed 64 x 64 patches (the paper config's batch), pmapped over 1 and 4
+    host devices.
+
+Compile time is reported apart from run time ("compile s" = first call -
+median later call). The host devices are simulated CPU devices on this
+2-core machine, so more of them show the parallel step's overhead, not a
+speed-up.
+
+    python benchmarks/train_step_kpn.py [--sizes 3 5 7 9] [--repeats 5]
+        [--devices 1 4] [--json PATH]
+
+Prints a markdown table and writes JSON (default
+benchmarks/results/train_step_kpn.json).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if 'jax' not in sys.modules:
+  _flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
+            if not f.startswith('--xla_force_host_platform_device_count')]
+  os.environ['XLA_FLAGS'] = ' '.join(
+      _flags + ['--xla_force_host_platform_device_count=4'])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import functools
+import importlib.util
+import json
+import pathlib
+import platform
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _timing import time_call  # noqa: E402
+
+from rawjax.models import kpn  # noqa: E402
+from rawjax.train import kpn_isp  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BATCH, PATCH = 16, 64
+
+
+def _config(variant: str):
+  spec = importlib.util.spec_from_file_location(
+      'kpn_isp_config', ROOT / 'configs' / 'kpn_isp.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def bench_apply(size, method, gradient, repeats):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(0, 1, (BATCH, PATCH, PATCH, 4)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(BATCH, PATCH, PATCH, 4, size * size)),
+                  jnp.float32)
+  apply = functools.partial(kpn.apply_kernels, size=size, method=method)
+  if gradient:
+    fn = jax.jit(jax.grad(lambda k, x: jnp.sum(apply(x, k)**2)))
+  else:
+    fn = jax.jit(lambda k, x: apply(x, k))
+  # Arguments, not closed-over constants: XLA would constant-fold them.
+  return time_call(lambda: fn(k, x), repeats)
+
+
+def bench_forward(variant, size, repeats):
+  config = _config(variant)
+  model = kpn_isp._model(config)  # pylint: disable=protected-access
+  params = kpn_isp.init(config, jax.random.PRNGKey(0))['params']
+  x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (4, size, size, 4)),
+                  jnp.float32)
+  fn = jax.jit(model.apply)
+  return time_call(lambda: fn({'params': params}, x), repeats)
+
+
+def bench_train(variant, devices, repeats):
+  config = _config(variant)
+  config.data.patch_size = PATCH
+  n = len(devices)
+  rng = np.random.default_rng(0)
+  batch = {'raw': rng.uniform(0, 1, (n, BATCH // n, PATCH, PATCH, 4)),
+           'srgb': rng.uniform(0, 1, (n, BATCH // n, 2 * PATCH, 2 * PATCH,
+                                      3))}
+  batch = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), batch)
+  state = kpn_isp.init(config, jax.random.PRNGKey(0))
+  state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + jnp.shape(a)),
+                       state)
+  step = jax.pmap(kpn_isp.make_steps(config)[0], axis_name='batch',
+                  devices=devices)
+  keys = jnp.stack([jax.random.PRNGKey(1)] * n)
+  return time_call(lambda: step(state, batch, keys)[1]['loss'], repeats)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--sizes', type=int, nargs='+', default=[3, 5, 7, 9])
+  parser.add_argument('--devices', type=int, nargs='+', default=[1, 4])
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--json', type=pathlib.Path,
+                      default=ROOT / 'benchmarks' / 'results' /
+                      'train_step_kpn.json')
+  args = parser.parse_args(argv)
+  available = jax.local_devices()
+  jobs = [('apply_kernels', s, m, g) for s in args.sizes
+          for m in ('patches', 'shift') for g in (False, True)]
+  jobs += [('forward', v, 128, None) for v in ('quick', '')]
+  jobs += [('train', v, d, None) for v in ('quick', '') for d in args.devices
+           if d <= len(available)]
+  rows = []
+  for kind, a, b, c in tqdm.tqdm(jobs, desc='benchmarks', unit='case'):
+    if kind == 'apply_kernels':
+      first, run = bench_apply(a, b, c, args.repeats)
+      what = f'apply_kernels {b} {"fwd+grad" if c else "fwd"}'
+      row = {'kind': what, 'kernel_size': a, 'devices': 1,
+             'images_per_call': BATCH, 'size': PATCH}
+    elif kind == 'forward':
+      first, run = bench_forward(a, b, args.repeats)
+      row = {'kind': f'KPN forward ({a or "paper"})',
+             'kernel_size': _config(a).model.kernel_size, 'devices': 1,
+             'images_per_call': 4, 'size': b}
+    else:
+      first, run = bench_train(a, available[:b], args.repeats)
+      row = {'kind': f'train step ({a or "paper"})',
+             'kernel_size': _config(a).model.kernel_size, 'devices': b,
+             'images_per_call': BATCH, 'size': PATCH}
+    row.update(compile_s=max(first - run, 0.0), run_s=run,
+               calls_per_s=1.0 / run,
+               images_per_s=row['images_per_call'] / run)
+    rows.append(row)
+  lines = ['| what | kernel | size (packed) | devices | images/call | '
+           'compile s | run s | calls/s | images/s |',
+           '|---|---|---|---|---|---|---|---|---|']
+  for r in rows:
+    lines.append(f"| {r['kind']} | {r['kernel_size']} | {r['size']} | "
+                 f"{r['devices']} | {r['images_per_call']} | "
+                 f"{r['compile_s']:.1f} | {r['run_s']:.4f} | "
+                 f"{r['calls_per_s']:.2f} | {r['images_per_s']:.1f} |")
+  print('\n'.join(lines))
+  payload = {'benchmark': 'train_step_kpn',
+             'machine': {'platform': platform.platform(),
+                         'cpu_count': os.cpu_count(), 'jax': jax.__version__,
+                         'devices': len(available)},
+             'rows': rows}
+  print(json.dumps(payload, indent=1))
+  args.json.parent.mkdir(parents=True, exist_ok=True)
+  args.json.write_text(json.dumps(payload, indent=1) + '\n')
+
+
+if __name__ == '__main__':
+  main()
