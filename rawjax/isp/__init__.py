@@ -41,3 +41,6 @@ from rawjax.isp.pqdynamic import (
     inverse_inverse_tone_map, inverse_tone_map, inverse_tone_map_lut,
     isp_forward, isp_inverse, params_from_unconstrained,
     unconstrained_from_params)
+from rawjax.isp.warp import (
+    backward_warp, flow_magnitude, homography_flow, resize_flow,
+    warp_homography)
