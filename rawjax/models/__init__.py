@@ -72,3 +72,20 @@ def model_from_config(model_config: Mapping[str, Any]) -> nn.Module:
 register_model('unet')(UNet)
 from rawjax.models.kpn import KPN, apply_kernels  # noqa: E402
 register_model('kpn')(KPN)
+
+from rawjax.models.pqdynamic_net import PQDynamicNet  # noqa: E402
+register_model('pqdynamic_net')(PQDynamicNet)
+from rawjax.models import conformer, cstpp  # noqa: E402
+register_model('cstpp')(cstpp.CSTPPGenerator)
+register_model('cstpp_discriminator')(cstpp.GlobalDiscriminator)
+register_model('patchgan')(cstpp.PatchDiscriminator)
+
+from rawjax.models.gcm import GCM  # noqa: E402
+from rawjax.models import liteisp  # noqa: E402
+from rawjax.models.liteisp import LiteISPNet  # noqa: E402
+from rawjax.models.vgg import VGG19  # noqa: E402
+
+register_model('liteisp')(LiteISPNet)
+register_model('gcm')(GCM)
+register_model('patchgan_liteisp')(liteisp.PatchDiscriminator)
+register_model('vgg19')(VGG19)

@@ -1,0 +1,264 @@
+"""The LiteISPNet + GCM method: configs, data, one step per variant, evaluation.
+
+The data is a tiny ZRR-layout dataset written here with numpy: the DSLR
+target is a fixed colour transform of the raw's RGB shifted by one pixel, so
+the aligner has something to find, and the true aligned target is stored
+beside it.
+"""
+
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from rawjax import convert, models
+from rawjax.io import write_image
+from rawjax.train import liteisp
+from rawjax.train import method as method_lib
+
+CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
+    'liteisp_zrr.py')
+SIZE = 32  # mosaic side
+
+
+def _load_config_module():
+  spec = importlib.util.spec_from_file_location('liteisp_zrr_config',
+                                                CONFIG_PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+CONFIGS = _load_config_module()
+
+
+def _scene(rng):
+  yy, xx = np.mgrid[0:SIZE + 2, 0:SIZE + 2] / SIZE
+  return np.stack([np.clip(rng.uniform(0.2, 0.5) + 0.3 * np.sin(
+      2 * np.pi * (rng.uniform(0.5, 2) * xx + rng.uniform(0.5, 2) * yy) +
+      rng.uniform(0, 6)), 0.02, 0.95) for _ in range(3)], -1)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+  root = tmp_path_factory.mktemp('zrr')
+  rng = np.random.default_rng(0)
+  for split, count in (('train', 4), ('test', 2)):
+    for sub in ('huawei_raw', 'canon', 'canon_aligned'):
+      (root / split / sub).mkdir(parents=True)
+    for i in range(count):
+      rgb = _scene(rng)
+      linear = rgb[1:-1, 1:-1]
+      mosaic = np.zeros((SIZE, SIZE))
+      mosaic[0::2, 0::2] = linear[0::2, 0::2, 0]
+      mosaic[0::2, 1::2] = linear[0::2, 1::2, 1]
+      mosaic[1::2, 0::2] = linear[1::2, 0::2, 1]
+      mosaic[1::2, 1::2] = linear[1::2, 1::2, 2]
+      counts = np.round(mosaic * 957 + 63).astype(np.uint16)
+      write_image(root / split / 'huawei_raw' / f'{i}.png', counts,
+                  bit_depth=16)
+      dslr = np.clip(rgb ** (1 / 2.2) * 0.9, 0, 1)
+      shifted = (dslr[1:-1, 2:] * 255).round().astype(np.uint8)
+      Image.fromarray(shifted).save(root / split / 'canon' / f'{i}.jpg',
+                                    quality=95)
+      write_image(root / split / 'canon_aligned' / f'{i}.png',
+                  dslr[1:-1, 1:-1], bit_depth=8)
+  return root
+
+
+@pytest.fixture(scope='module')
+def vgg_weights(tmp_path_factory):
+  net = models.VGG19(layer='relu1_1')
+  params = jax.jit(net.init)(jax.random.PRNGKey(0),
+                             jnp.zeros((1, 8, 8, 3)))['params']
+  return str(convert.save_params(
+      tmp_path_factory.mktemp('vgg') / 'vgg.npz', params))
+
+
+def _small(variant, root, vgg_path=''):
+  config = CONFIGS.get_config(variant)
+  config.data.root = str(root)
+  config.data.batch_size = 4
+  config.data.num_workers = 1
+  config.model.update(channels=(4, 8, 8), num_blocks=1, reduction=2)
+  config.gcm.update(guide_features=4, features=8)
+  config.gan.features = 4
+  config.align.options = {'levels': 2, 'iterations': 1}
+  config.loss.vgg_weights = vgg_path
+  config.loss.vgg_layer = 'relu1_1'
+  config.eval.num_grid_images = 1
+  return config
+
+
+def test_configs_build_and_reject_typos():
+  paper = CONFIGS.get_config()
+  quick = CONFIGS.get_config('quick')
+  assert paper.method == quick.method == 'liteisp'
+  assert (paper.optim.learning_rate, paper.optim.b1, paper.optim.b2) == (
+      1e-4, 0.9, 0.999)
+  assert (paper.optim.decay_epochs, paper.optim.decay_factor,
+          paper.optim.epochs) == (40, 0.5, 80)
+  assert paper.data.batch_size == 16 and paper.data.steps_per_epoch == 2927
+  assert paper.train.num_steps == 80 * 2927
+  assert (paper.loss.gcm, paper.loss.l1, paper.loss.vgg, paper.loss.ssim) == (
+      1.0, 1.0, 1.0, 0.15)
+  assert paper.gan.weight == 0.01 and paper.align.method == 'pyramid'
+  assert tuple(paper.model.channels) == (64, 128, 128)
+  for config in (paper, quick):
+    config.lock()
+    with pytest.raises(AttributeError, match='batch_sise'):
+      config.data.batch_sise = 4
+  with pytest.raises(ValueError, match="unknown variant 'fast'"):
+    CONFIGS.get_config('fast')
+
+
+def test_bad_settings_are_named(dataset):
+  config = _small('', dataset)
+  with pytest.raises(ValueError, match=r'config.loss.vgg_weights=PATH.*'
+                     r'python -m rawjax.convert vgg19'):
+    liteisp.init(config, jax.random.PRNGKey(0))
+  config = _small('quick', dataset)
+  config.align.method = 'raft'
+  with pytest.raises(ValueError, match='config.align.method'):
+    liteisp.make_steps(config)
+  config = _small('quick', dataset)
+  config.align.method = 'pwcnet'
+  with pytest.raises(ValueError, match='config.align.weights'):
+    liteisp.make_steps(config)
+  with pytest.raises(ValueError, match="split 'train'"):
+    liteisp.make_data(_small('quick', dataset), split='test')
+
+
+def test_learning_rate_halves_every_40_epochs():
+  config = CONFIGS.get_config()
+  schedule = liteisp.learning_rate_schedule(config, epoch_steps=10)
+  assert [float(schedule(s)) for s in (0, 399, 400, 799, 800)] == pytest.approx(
+      [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
+
+
+def _replicate(tree, n):
+  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
+                      tree)
+
+
+def _shard(batch, n):
+  return {k: v.reshape(n, v.shape[0] // n, *v.shape[1:])
+          for k, v in batch.items()}
+
+
+@pytest.mark.parametrize('variant', ['', 'quick'])
+def test_one_step_per_config(dataset, vgg_weights, variant, tmp_path):
+  config = _small(variant, dataset, vgg_weights)
+  if variant == '':
+    config.gan.enabled = True  # LiteISPGAN: D step + VGG term
+    # The flow estimator runs in the 'quick' case; here the cheaper
+    # no-alignment ablation keeps the GAN program small.
+    config.align.method = 'none'
+  method = method_lib.get_method('liteisp')
+  state = method.init(config, jax.random.PRNGKey(0))
+  expected = {'step', 'rng', 'params', 'opt_state', 'frozen'}
+  if variant == '':
+    expected.add('batch_stats')
+    assert set(state['params']) == {'isp', 'gcm', 'disc'}
+    assert 'vgg' in state['frozen']
+  assert set(state) == expected
+  data = method.make_data(config, split='train')
+  batch = jax.tree.map(lambda x: np.asarray(x)[0], data.batch(0))
+  assert batch['raw'].shape == (4, 16, 16, 4)
+  assert batch['rgb'].shape == (4, 32, 32, 3)
+  assert batch['coord'].shape == (4, 32, 32, 2)
+  steps = method.steps(config)
+  devices = jax.local_devices()[:4]
+  assert len(devices) == 4
+  p_step = jax.pmap(steps[0], axis_name='batch', devices=devices)
+  new, metrics = p_step(_replicate(state, 4), _shard(batch, 4),
+                        jnp.stack([jax.random.PRNGKey(1)] * 4))
+  metrics = jax.tree.map(np.asarray, metrics)
+  keys = ['loss', 'loss_gcm', 'loss_l1', 'loss_ssim', 'mask_fraction',
+          'psnr_isp', 'isp_grad_norm', 'gcm_update_norm']
+  if variant == '':
+    keys += ['loss_vgg', 'loss_adv', 'loss_disc']
+  for key in keys:
+    assert np.all(np.isfinite(metrics[key])), key
+    np.testing.assert_allclose(metrics[key], metrics[key][0], rtol=1e-5)
+  terms = metrics['loss_gcm'] + metrics['loss_l1'] + 0.15 * metrics[
+      'loss_ssim'] + (metrics['loss_vgg'] + 0.01 * metrics['loss_adv']
+                      if variant == '' else 0)
+  np.testing.assert_allclose(metrics['loss'], terms, rtol=1e-5)
+  assert 0.5 < metrics['mask_fraction'][0] <= 1.0
+  changed = jax.tree.map(lambda a, b: float(np.abs(a[0] - b).max()) > 0,
+                         new['params'], state['params'])
+  # Every network is updated (a tiny channel-attention layer may have all
+  # of its 2-3 hidden ReLUs dead at initialisation: zero gradient there).
+  for name, leaves in changed.items():
+    flags = jax.tree.leaves(leaves)
+    assert np.mean(flags) > 0.9, name
+  if variant == '':
+    return
+  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  scalars = method.evaluate(config, host, workdir=tmp_path)
+  for setting in ('original', 'align_raw', 'align_result', 'true_aligned'):
+    for metric in ('psnr', 'ssim'):
+      assert np.isfinite(scalars[f'{setting}/{metric}'])
+  assert (tmp_path / 'results.md').read_text().count('|') > 10
+  assert (tmp_path / 'grid.png').is_file()
+  images = method.sample_images(config, host, batch)
+  assert images['output'].shape == (4, 32, 32, 3)
+
+
+def test_alignment_recovers_the_known_shift(dataset):
+  from rawjax.data.datasets import zrr  # pylint: disable=g-import-not-at-top
+  sample = zrr.ZRRDataset(dataset, split='test').load('0')
+  target = jnp.asarray(sample['rgb'])[None]
+  true = np.asarray(Image.open(dataset / 'test' / 'canon_aligned' / '0.png'),
+                    np.float32)[None] / 255
+  warped, mask = liteisp.align_target(jnp.asarray(true), target,
+                                      method='pyramid')
+  inside = np.asarray(mask[..., 0]) > 0
+  # The target is the aligned image moved one pixel left: warping it back
+  # brings it much closer (JPEG noise aside).
+  before = np.abs(np.asarray(target) - true).mean()
+  after = np.abs(np.asarray(warped) - true)[inside].mean()
+  assert after < 0.5 * before
+  none, ones = liteisp.align_target(true, target, method='none')
+  np.testing.assert_array_equal(none, target)
+  assert float(np.min(ones)) == 1.0
+
+
+def test_full_frame_tiling_matches_the_whole_frame():
+  model = models.LiteISPNet(channels=(4, 8, 8), num_blocks=1, reduction=2)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0),
+                               jnp.zeros((1, 16, 16, 4)))['params']
+  raw = np.random.default_rng(3).uniform(0, 1, (40, 24, 4)).astype(np.float32)
+  # A frame no larger than the tile runs in one piece: the plain forward.
+  whole = liteisp.process_full_frame(model, params, raw, tile=64, overlap=8)
+  direct = liteisp._jitted_apply(model)(  # pylint: disable=protected-access
+      params, raw[None], liteisp.zrr.coordinate_map(40, 24)[None])[0]
+  np.testing.assert_allclose(whole, direct, atol=1e-5)
+  tiled = liteisp.process_full_frame(model, params, raw, tile=24, overlap=16)
+  assert tiled.shape == (80, 48, 3)
+  assert np.abs(tiled - direct).mean() < 0.05 * np.abs(direct).mean()
+
+
+def test_synthetic_data_is_generated_once(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_sample(root, folder, key, seed, index, **kwargs):
+    calls.append((folder, key, index, kwargs))
+
+  monkeypatch.setattr(liteisp, '_write_zrr_sample', fake_sample)
+  config = ml_collections.ConfigDict(CONFIGS.get_config('quick').to_dict())
+  config.data.cache_dir = str(tmp_path)
+  root = liteisp.dataset_root(config)
+  assert root.name == 'zrr-raw2srgb-n128+16-s0-64-shift3'
+  assert len(calls) == 144 and calls[-1][:3] == ('test', 15, 143)
+  assert calls[0][3]['margin'] >= 2 * 3.0 / 2
+  assert liteisp.dataset_root(config) == root and len(calls) == 144
+  flow = liteisp.smooth_warp_flow(np.random.default_rng(0), 64, 64,
+                                  max_shift=3.0)
+  assert flow.shape == (64, 64, 2) and np.abs(flow).max() < 3.0
