@@ -1,0 +1,122 @@
+"""Table 4 of CSTPP: the trained generators evaluated at M = 1, 2, 4, 8, 16.
+
+The generator's parameters do not depend on the input downsampling M (the
+backbone sees the image downsampled by M; the per-token transforms are
+upsampled by 16 M and applied at full resolution), so one trained model is
+evaluated at every M, as the paper does "during the testing phase". For each
+M and direction: PSNR, SSIM, MAE and histogram KL (eq. 14) on the paired
+test split, plus the generator's time per image (jitted, compile excluded).
+
+    python benchmarks/cstpp_downsample.py --config=configs/raw2raw_cstpp.py:quick \
+        --workdir=/tmp/cstpp_quick [--factors 1 2 4 8 16] [--json PATH]
+
+Restores the newest checkpoint of `workdir/checkpoints`; prints a markdown
+table and writes JSON (default benchmarks/results/cstpp_downsample.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import numpy as np
+import tqdm
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+from rawjax.train import cycle_gan  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def load_config(spec: str):
+  """`path[:variant]` -> the config (as --config of launch.train)."""
+  path, _, variant = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('experiment_config',
+                                                       path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def restore_state(config, workdir: str | pathlib.Path):
+  """The newest checkpoint of workdir as a host state dict."""
+  shapes = jax.eval_shape(lambda: cycle_gan.init(config,
+                                                 jax.random.PRNGKey(0)))
+  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+  with Checkpointer(pathlib.Path(workdir) / 'checkpoints',
+                    async_save=False) as checkpointer:
+    if checkpointer.latest_step() is None:
+      raise FileNotFoundError(f'no checkpoint under {workdir}/checkpoints; '
+                              'train first (python -m launch.train ...).')
+    state, _ = checkpointer.restore(template)
+  return state
+
+
+def _seconds_per_image(config, state, image, factor, repeats=3):
+  model = cycle_gan.generator_model(config, downsample=factor)
+  params, stats = cycle_gan.direction_variables(state, 'a_to_b')
+  x = np.asarray(image)[None]
+  cycle_gan.translate(model, params, stats, x)
+  runs = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    cycle_gan.translate(model, params, stats, x)
+    runs.append(time.perf_counter() - start)
+  return float(np.median(runs))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--config', required=True)
+  parser.add_argument('--workdir', required=True)
+  parser.add_argument('--factors', nargs='+', type=int,
+                      default=[16, 8, 4, 2, 1])
+  parser.add_argument('--json', default=str(ROOT / 'benchmarks' / 'results' /
+                                            'cstpp_downsample.json'))
+  args = parser.parse_args(argv)
+  config = load_config(args.config)
+  state = restore_state(config, args.workdir)
+  _, cameras, tests, _ = cycle_gan.load_test_pairs(config)
+  tests = cycle_gan._viewed(config, tests)  # pylint: disable=protected-access
+  rows = []
+  for factor in tqdm.tqdm(args.factors, desc='downsample factors'):
+    scores = cycle_gan.evaluate_directions(config, state, tests,
+                                           downsample=factor)
+    rows.append(dict(downsample=factor, **{
+        f'{tag}/{k}': v[k] for tag, v in scores.items()
+        for k in ('psnr', 'ssim', 'mae', 'kl')},
+                     seconds_per_image=_seconds_per_image(
+                         config, state, tests[0]['images'][0], factor)))
+  titles = {'a_to_b': f'{cameras[0]}->{cameras[1]}',
+            'b_to_a': f'{cameras[1]}->{cameras[0]}'}
+  head = ['Downsample'] + [f'{titles[t]} {m}' for t in titles
+                           for m in ('PSNR', 'SSIM', 'MAE', 'KL')] + [
+                               's / image']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in rows:
+    cells = [f'{r["downsample"]}x']
+    for t in titles:
+      cells += [f'{r[f"{t}/psnr"]:.2f}', f'{r[f"{t}/ssim"]:.4f}',
+                f'{r[f"{t}/mae"]:.4f}', f'{r[f"{t}/kl"]:.4f}']
+    cells.append(f'{r["seconds_per_image"]:.4f}')
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  print(f'step {int(state["step"])}, {len(tests)} test pairs, image '
+        f'{tests[0]["images"][0].shape}')
+  print('\n'.join(lines))
+  payload = dict(config=args.config, workdir=args.workdir,
+                 step=int(state['step']), num_test_pairs=len(tests),
+                 image_shape=list(tests[0]['images'][0].shape), rows=rows)
+  print(json.dumps(payload, indent=1))
+  path = pathlib.Path(args.json)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(payload, indent=1) + '\n')
+  return payload
+
+
+if __name__ == '__main__':
+  sys.exit(0 if main() else 1)

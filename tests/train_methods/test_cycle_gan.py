@@ -1,0 +1,316 @@
+"""The CycleGAN method with CSTPP generators: configs, pool, steps, eval.
+
+The data is a tiny raw2raw layout written here: camera B sees a fixed 3x3
+colour matrix of camera A's (R, G, B), so the global 3x3 calibration of the
+evaluation must recover it exactly.
+"""
+
+import importlib.util
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import io as scipy_io
+
+from rawjax.train import checkpoint as checkpoint_lib
+from rawjax.train import cycle_gan
+from rawjax.train import method as method_lib
+
+CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
+    'raw2raw_cstpp.py')
+CAMERAS = ('cam-a', 'cam-b')
+MATRIX = np.array([[0.8, 0.15, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.75]],
+                  np.float32)
+SIZE = 32  # packed
+
+
+def _configs():
+  spec = importlib.util.spec_from_file_location('raw2raw_cstpp_config',
+                                                CONFIG_PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+CONFIGS = _configs()
+
+
+def _camera_b(a):
+  rgb = np.stack([a[..., 0], a[..., 1], a[..., 3]], -1) @ MATRIX.T
+  return np.stack([rgb[..., 0], rgb[..., 1], rgb[..., 1], rgb[..., 2]],
+                  -1).astype(np.float32)
+
+
+def _scene(rng):
+  yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+  channels = [np.clip(rng.uniform(0.1, 0.4) + rng.uniform(0.1, 0.4) * np.sin(
+      2 * np.pi * (rng.uniform(0.5, 2) * xx + rng.uniform(0.5, 2) * yy)),
+                      0.02, 0.9) for _ in range(3)]
+  return np.stack([channels[0], channels[1], channels[1], channels[2]],
+                  -1).astype(np.float32)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+  root = tmp_path_factory.mktemp('cstpp')
+  rng = np.random.default_rng(0)
+  chart = np.array([[0, 0, 16, 16], [16, 16, 32, 40], [32, 0, 64, 24]])
+  for split, folder in (('anchor', 'anchor-raw-rggb'), ('test', 'raw-rggb')):
+    for i in range(2):
+      name = f'{split}-{i}_{"AB"[i % 2]}'
+      a = _scene(rng)
+      for camera, image in zip(CAMERAS, (a, _camera_b(a))):
+        (root / 'paired' / camera / folder).mkdir(parents=True, exist_ok=True)
+        (root / 'paired' / camera / 'meta').mkdir(exist_ok=True)
+        scipy_io.savemat(root / 'paired' / camera / folder / f'{name}.mat',
+                         {'raw_rggb': image})
+        np.savez(root / 'paired' / camera / 'meta' / f'{name}.npz',
+                 chart_boxes=chart)
+  for camera in CAMERAS:
+    (root / 'unpaired' / camera / 'raw-rggb').mkdir(parents=True)
+    for i in range(4):
+      a = _scene(rng)
+      scipy_io.savemat(root / 'unpaired' / camera / 'raw-rggb' / f'u-{i}.mat',
+                       {'raw_rggb': a if camera == CAMERAS[0] else
+                        _camera_b(a)})
+  (root / 'dataset.json').write_text(json.dumps(
+      {'cameras': [{'slug': c} for c in CAMERAS]}))
+  return root
+
+
+def _small(variant, root):
+  config = CONFIGS.get_config(variant)
+  config.data.root = str(root)
+  config.data.patch_size = 32
+  config.data.pool_size = 3
+  config.data.num_workers = 1
+  config.model.update(base_channels=4, channel_ratio=2, stem_channels=8,
+                      embed_dim=16, depth=3, num_heads=2,
+                      discriminator_features=4)
+  config.eval.num_grid_images = 1
+  return config
+
+
+def test_configs_have_the_paper_settings():
+  paper, quick = CONFIGS.get_config(), CONFIGS.get_config('quick')
+  assert paper.method == quick.method == 'cycle_gan'
+  o = paper.optim
+  assert (o.generator_lr, o.discriminator_lr, o.b1, o.b2, o.clip_norm) == (
+      1e-5, 2e-5, 0.5, 0.999, 2.0)
+  assert (paper.loss.cycle, paper.loss.identity, paper.loss.gan) == (10, 5, 1)
+  assert paper.data.batch_size == 4 and paper.data.pool_size == 50
+  assert paper.train.num_steps == 50 * 49
+  m = paper.model
+  assert (m.embed_dim, m.depth, m.num_heads, m.qkv_bias, m.base_channels,
+          m.channel_ratio) == (256, 6, 4, False, 32, 2)
+  assert quick.data.synthetic.preset == 'multi_illum'
+  for config in (paper, quick):
+    config.lock()
+    with pytest.raises(AttributeError, match='pool_sise'):
+      config.data.pool_sise = 3
+  with pytest.raises(ValueError, match="unknown variant 'fast'"):
+    CONFIGS.get_config('fast')
+  bad = CONFIGS.get_config('quick')
+  bad.model.sharing = 'all'
+  with pytest.raises(ValueError, match='config.model.sharing'):
+    cycle_gan.make_steps(bad)
+  bad = CONFIGS.get_config('quick')
+  bad.data.patch_size = 48
+  with pytest.raises(ValueError, match='patch_size=48'):
+    cycle_gan.make_steps(bad)
+
+
+def _pool_reference(stored, count, images, coins, indices):
+  """junyanz ImagePool.query with the given random draws."""
+  stored, out = [s.copy() for s in stored], []
+  for image, coin, index in zip(images, coins, indices):
+    if count < len(stored):
+      stored[count] = image
+      count += 1
+      out.append(image)
+    elif coin > 0.5:
+      out.append(stored[index].copy())
+      stored[index] = image
+    else:
+      out.append(image)
+  return stored, count, out
+
+
+def test_history_pool_matches_image_pool():
+  pool = cycle_gan.pool_init(3, (2, 2, 1))
+  rng = np.random.default_rng(0)
+  query = jax.jit(cycle_gan.pool_query)
+  stored, count = list(np.zeros((3, 2, 2, 1), np.float32)), 0
+  for step in range(4):
+    images = rng.uniform(size=(2, 2, 2, 1)).astype(np.float32)
+    key = jax.random.PRNGKey(step)
+    # The draws pool_query makes, for the reference.
+    coins, indices = [], []
+    for k in jax.random.split(key, 2):
+      kc, ki = jax.random.split(k)
+      coins.append(float(jax.random.uniform(kc)))
+      indices.append(int(jax.random.randint(ki, (), 0, 3)))
+    pool, out = query(pool, images, key)
+    stored, count, expected = _pool_reference(stored, count, images, coins,
+                                              indices)
+    np.testing.assert_array_equal(out, np.stack(expected))
+    np.testing.assert_array_equal(pool['images'], np.stack(stored))
+    assert int(pool['count']) == count
+  assert count == 3
+
+
+def test_per_network_clipping_follows_the_official_order():
+  grads = {'shared': jnp.array([3.0, 4.0]), 'a_to_b': jnp.array([0.0]),
+           'b_to_a': jnp.array([12.0])}
+  clipped, norm = cycle_gan.clip_generator_grads(grads, max_norm=2.0,
+                                                 mode='per_network')
+  assert float(norm) == pytest.approx(5.0)
+  # G_AB: norm 5 -> scale 2/5: shared (1.2, 1.6). G_BA: norm
+  # sqrt(1.2^2 + 1.6^2 + 12^2) = sqrt(148) -> scale 2/sqrt(148).
+  scale = 2.0 / np.sqrt(148.0)
+  np.testing.assert_allclose(clipped['shared'],
+                             np.array([1.2, 1.6]) * scale, rtol=1e-5)
+  np.testing.assert_allclose(clipped['b_to_a'], [12 * scale], rtol=1e-5)
+  union, _ = cycle_gan.clip_generator_grads(grads, max_norm=2.0,
+                                            mode='union')
+  np.testing.assert_allclose(union['b_to_a'], [12 * 2 / 13], rtol=1e-5)
+
+
+def _replicate(tree, n):
+  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
+                      tree)
+
+
+def _shard(batch, n):
+  return {k: v.reshape(n, v.shape[0] // n, *v.shape[1:])
+          for k, v in batch.items()}
+
+
+def _one_step(config):
+  """init + one pmapped (G, D) iteration on 4 devices."""
+  method = method_lib.get_method('cycle_gan')
+  state = method.init(config, jax.random.PRNGKey(0))
+  steps = method.steps(config)
+  assert [s.__name__ for s in steps] == ['generator_step',
+                                         'discriminator_step']
+  batch = method.make_data(config).batch(0)
+  devices = jax.local_devices()[:4]
+  assert len(devices) == 4
+
+  def iteration(state, batch, rng):
+    state, g_metrics = steps[0](state, batch, rng)
+    state, d_metrics = steps[1](state, batch, jax.random.fold_in(rng, 1))
+    return state, g_metrics, d_metrics
+
+  run = jax.pmap(iteration, axis_name='batch', devices=devices)
+  new, g_metrics, d_metrics = run(_replicate(state, 4), _shard(batch, 4),
+                                  jnp.stack([jax.random.PRNGKey(1)] * 4))
+  return state, batch, new, g_metrics, d_metrics
+
+
+@pytest.fixture(scope='module')
+def quick_step(dataset):
+  config = _small('quick', dataset)
+  return (config,) + _one_step(config)
+
+
+def _check_step(state, new, g_metrics, d_metrics, *, sharing):
+  g_metrics = jax.tree.map(np.asarray, g_metrics)
+  d_metrics = jax.tree.map(np.asarray, d_metrics)
+  for metrics in (g_metrics, d_metrics):
+    for key, value in metrics.items():
+      assert np.all(np.isfinite(value)), key
+      np.testing.assert_allclose(value, value[0], rtol=1e-5, err_msg=key)
+  np.testing.assert_allclose(
+      g_metrics['loss'][0], 10 * g_metrics['loss_cycle'][0] +
+      5 * g_metrics['loss_identity'][0] + g_metrics['loss_gan'][0],
+      rtol=1e-5)
+  np.testing.assert_allclose(
+      d_metrics['loss'][0], d_metrics['loss_d_a'][0] +
+      d_metrics['loss_d_b'][0], rtol=1e-5)
+  # Replicas agree on every state entry (pool, statistics, parameters).
+  for leaf in jax.tree.leaves(new):
+    np.testing.assert_array_equal(np.asarray(leaf), np.asarray(leaf)[:1]
+                                  .repeat(4, 0))
+  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  generator = host['params']['generator']
+  assert set(generator) == {'shared', 'a_to_b', 'b_to_a'}
+  own = jax.tree.leaves(generator['a_to_b'])
+  assert own and (sharing == 'none') == (not generator['shared'])
+  assert int(host['pool']['a']['count']) == 3  # 4 fakes, a pool of 3
+  moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                       host['params']['discriminator'],
+                       state['params']['discriminator'])
+  assert all(v > 0 for v in jax.tree.leaves(moved))
+  stats_moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                             host['batch_stats'], state['batch_stats'])
+  assert max(jax.tree.leaves(stats_moved)) > 0
+  return host
+
+
+def test_one_step_quick(quick_step):
+  config, state, _, new, g_metrics, d_metrics = quick_step
+  _check_step(state, new, g_metrics, d_metrics, sharing='code')
+
+
+def test_one_step_paper_with_the_other_options(dataset):
+  # The paper variant with every alternative reading switched on: the
+  # paper's sharing (only BN), CycleGAN's PatchGAN, the official term
+  # bug, clipping over the union, per-device BN, 8-bit inputs, and the
+  # 3-channel (10-term) generator.
+  config = _small('', dataset)
+  config.model.update(sharing='paper', discriminator='patchgan',
+                      in_channels=3, sync_batch_norm=False)
+  config.optim.clip = 'union'
+  config.data.quantize_8bit = True
+  state, _, new, g_metrics, d_metrics = _one_step(config)
+  host = _check_step(state, new, g_metrics, d_metrics, sharing='paper')
+  assert host['pool']['a']['images'].shape == (3, 32, 32, 3)
+  head = host['params']['generator']['shared']['head']['fc2']['kernel']
+  assert head.shape == (16, 30)  # shared head, 3 channels x 10 terms
+  config = _small('', dataset)
+  config.model.kernel = 'cstpp14_code'
+  config.model.sharing = 'none'
+  state = cycle_gan.init(config, jax.random.PRNGKey(0))
+  assert not state['params']['generator']['shared']
+
+
+def test_pool_and_state_survive_a_checkpoint(quick_step, tmp_path):
+  config, _, _, new, _, _ = quick_step
+  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  assert np.abs(host['pool']['b']['images']).max() > 0
+  with checkpoint_lib.Checkpointer(tmp_path / 'ckpt',
+                                   async_save=False) as ckpt:
+    assert ckpt.save(1, host)
+    template = jax.tree.map(np.zeros_like, host)
+    restored, _ = ckpt.restore(template)
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(host),
+                          jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+  assert int(restored['pool']['b']['count']) == 3
+
+
+def test_evaluation_tables(quick_step, dataset):
+  config, _, batch, new, _, _ = quick_step
+  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  workdir = dataset.parent / 'eval-cstpp'
+  scalars = cycle_gan.evaluate(config, host, workdir=workdir)
+  results = json.loads((workdir / 'results.json').read_text())
+  assert results['num_test_pairs'] == 2 and results['calibration'] == 'charts'
+  for tag in ('a_to_b', 'b_to_a'):
+    rows = results['directions'][tag]['rows']
+    assert set(rows) == {'identity', 'global_3x3', 'global_3x3_pooled',
+                         'ours'}
+    # B is a 3x3 matrix of A: the calibrations are exact (clipping aside).
+    assert rows['global_3x3_pooled']['psnr'] > 60
+    assert rows['global_3x3_pooled']['kl'] < rows['identity']['kl']
+    assert rows['global_3x3']['repeats'] == 2
+    for k in ('psnr', 'ssim', 'mae', 'kl', 'chart_mae'):
+      assert np.isfinite(scalars[f'{tag}/ours/{k}']), k
+  table = (workdir / 'results.md').read_text()
+  assert 'CSTPP (ours)' in table and 'cam-b -> cam-a' in table
+  images = cycle_gan.sample_images(config, host, batch)
+  assert images['a_to_b'].shape == (4, 32, 32, 3)
