@@ -123,12 +123,19 @@ def base(task: str = 'isp') -> ml_collections.ConfigDict:
       max_test_images=0, num_grid_images=4))
 
   # Target models of the comparison (launch/semiisp_compare.py), by name.
+  # nafnet: the official NAFNet-SIDD-width32 (options/*/SIDD/NAFNet-width32.yml
+  # of megvii-research/NAFNet; 29.2 M parameters), the released width-32
+  # NAFNet that is a plain NAFNet (the GoPro one, enc (1, 1, 1, 28), is
+  # tested with local pooling). The paper's "NAFNet-s" is not specified in
+  # our copy.
   config.target_models = ml_collections.ConfigDict(dict(
       unet=dict(features=32, levels=4, in_channels=3, out_channels=3),
       pqdynamic_net=dict(variant='local', features=16, depth=4, resize=128,
                          grid=4),
       pqdynamic_global=dict(name='pqdynamic_net', variant='global',
-                            features=16, depth=4, resize=128, grid=4)))
+                            features=16, depth=4, resize=128, grid=4),
+      nafnet=dict(img_channel=3, width=32, middle_blk_num=12,
+                  enc_blk_nums=(2, 2, 4, 8), dec_blk_nums=(2, 2, 2, 2))))
 
   config.train.eval_every_steps = 0
   config.checkpoint.every_steps = 5000
@@ -180,6 +187,9 @@ def apply_quick(config) -> None:
   for key in ('pqdynamic_net', 'pqdynamic_global'):
     config.target_models[key].update(dict(features=8, depth=3, resize=32,
                                           grid=2))
+  config.target_models.nafnet.update(dict(width=8, middle_blk_num=1,
+                                          enc_blk_nums=(1, 1),
+                                          dec_blk_nums=(1, 1)))
   config.isp_model.update(dict(features=8, depth=3, resize=32, grid=2))
   config.data.num_labelled = 100
   config.data.patch_size = 32

@@ -4,13 +4,16 @@
     python -m rawjax.convert liteisp LiteISPNet_model_1.pth liteisp.npz
     python -m rawjax.convert gcm GCMModel_model_1.pth gcm.npz
     python -m rawjax.convert vgg19 vgg19-dcbb9e9d.pth vgg19.npz
+    python -m rawjax.convert nafnet NAFNet-SIDD-width32.pth nafnet.npz \
+        --nafnet-variant=sidd-width32
 
 Inputs are state dicts with the official key names: the RAW-to-sRGB release
 (`cszhilu1998/RAW-to-sRGB`: `LiteISPNet`, `GCMModel`, saved as
-{'state_dict': ...}, possibly with DataParallel's 'module.' prefix) and
-torchvision's `vgg19`. `load_state_dict` reads .pt/.pth files with torch
-(when installed; `torch.load(weights_only=True)`) and .npz files holding the
-same keys (no torch needed). The CLI writes the Flax parameters as an .npz
+{'state_dict': ...}, possibly with DataParallel's 'module.' prefix),
+torchvision's `vgg19` and NAFNet's releases (`megvii-research/NAFNet`, in
+BasicSR's {'params': ...} wrapper). `load_state_dict` reads .pt/.pth files
+with torch (when installed; `torch.load(weights_only=True)`) and .npz files
+holding the same keys (no torch needed). The CLI writes the Flax parameters as an .npz
 of '/'-joined paths (`save_params` / `load_params`).
 
 Every converter checks the state dict against the Flax model's own
@@ -28,6 +31,7 @@ weight (O, I, kh, kw) becomes 'kernel' (kh, kw, I, O), a bias stays 'bias'.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import re
@@ -39,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    'check_state_dict', 'convert_gcm', 'convert_liteisp', 'convert_pwcnet',
-    'convert_vgg19',
+    'check_state_dict', 'convert_gcm', 'convert_liteisp', 'convert_nafnet',
+    'convert_pwcnet', 'convert_vgg19',
     'flax_to_torch_key', 'load_params', 'load_state_dict', 'main',
     'save_params',
 ]
@@ -55,8 +59,9 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
   """A PyTorch state dict as {key: float32 numpy array}.
 
   .pt/.pth/.pytorch/.tar: read with torch (`weights_only=True`); a
-  {'state_dict': ...} wrapper is unwrapped and a 'module.' prefix
-  (DataParallel) stripped. .npz: the same keys stored with numpy.
+  {'state_dict': ...} or BasicSR {'params': ...} wrapper is unwrapped and a
+  'module.' prefix (DataParallel) stripped. .npz: the same keys stored with
+  numpy.
 
   Raises:
     FileNotFoundError: the file does not exist.
@@ -81,6 +86,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     loaded = torch.load(path, map_location='cpu', weights_only=True)
     if isinstance(loaded, Mapping) and 'state_dict' in loaded:
       loaded = loaded['state_dict']
+    loaded = _unwrap_params(loaded)
     if not isinstance(loaded, Mapping):
       raise ValueError(f'{path} holds a {type(loaded).__name__}, not a state '
                        'dict.')
@@ -89,6 +95,14 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
   if not raw:
     raise ValueError(f'{path} holds no tensors.')
   return {_strip_module(k): v for k, v in raw.items()}
+
+
+def _unwrap_params(state_dict: Any) -> Any:
+  """BasicSR's (NAFNet's) checkpoint {'params': state_dict} -> state_dict."""
+  if isinstance(state_dict, Mapping) and isinstance(state_dict.get('params'),
+                                                    Mapping):
+    return state_dict['params']
+  return state_dict
 
 
 def _strip_module(key: str) -> str:
@@ -370,6 +384,61 @@ def convert_pwcnet(state_dict: StateDict) -> dict[str, Any]:
   return params
 
 
+# --- NAFNet (megvii-research/NAFNet) ------------------------------------------------
+
+
+def convert_nafnet(state_dict: StateDict, *, img_channel: int = 3,
+                   width: int = 32, middle_blk_num: int = 12,
+                   enc_blk_nums: Sequence[int] = (2, 2, 4, 8),
+                   dec_blk_nums: Sequence[int] = (2, 2, 2, 2)
+                   ) -> dict[str, Any]:
+  """The official `NAFNet` state dict -> `rawjax.models.NAFNet` params.
+
+  Args:
+    state_dict: keys as `basicsr/models/archs/NAFNet_arch.py` (intro.weight,
+      encoders.0.0.conv1.weight, encoders.0.0.conv2.weight (depthwise,
+      (2c, 1, 3, 3)), encoders.0.0.sca.1.weight, encoders.0.0.norm1.weight,
+      encoders.0.0.beta (1, c, 1, 1), downs.0.weight, middle_blks.0.*,
+      ups.0.0.weight (no bias), decoders.0.0.*, ending.bias); a released
+      checkpoint's {'params': ...} wrapper is accepted (also a
+      'module.' prefix).
+    img_channel, width, middle_blk_num, enc_blk_nums, dec_blk_nums: the
+      architecture (default NAFNet-SIDD-width32; the released ones are
+      `rawjax.models.nafnet.OFFICIAL_CONFIGS`).
+
+  Returns:
+    The params tree (nested dicts of float32 numpy arrays): conv weights
+    (O, I, kh, kw) -> 'kernel' (kh, kw, I, O) (depthwise (C, 1, 3, 3) ->
+    (3, 3, 1, C)), beta / gamma (1, c, 1, 1) -> (c,).
+
+  Raises:
+    ValueError: missing, misshapen or unexpected keys (all named).
+  """
+  from rawjax.models.nafnet import NAFNet  # pylint: disable=g-import-not-at-top
+  model = NAFNet(img_channel=int(img_channel), width=int(width),
+                 middle_blk_num=int(middle_blk_num),
+                 enc_blk_nums=tuple(enc_blk_nums),
+                 dec_blk_nums=tuple(dec_blk_nums))
+  sd = _as_numpy(_unwrap_params(state_dict))
+  template = _template(model, (1, 16, 16, int(img_channel)))
+  entries = []
+  for path, key, shape in _template_entries(template):
+    if path[-1] in ('beta', 'gamma'):
+      shape = (1, shape[0], 1, 1)
+    entries.append((path, key, shape))
+  check_state_dict(sd, {key: shape for _, key, shape in entries},
+                   network='NAFNet')
+  params: dict[str, Any] = {}
+  for path, key, _ in entries:
+    value = np.asarray(sd[key], np.float32)
+    if path[-1] == 'kernel':
+      value = value.transpose(2, 3, 1, 0)
+    elif path[-1] in ('beta', 'gamma'):
+      value = value.reshape(-1)
+    _set(params, path, value)
+  return params
+
+
 # --- command line ------------------------------------------------------------------
 
 _CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -377,6 +446,7 @@ _CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
     'gcm': convert_gcm,
     'vgg19': convert_vgg19,
     'pwcnet': convert_pwcnet,
+    'nafnet': convert_nafnet,
 }
 
 
@@ -394,6 +464,14 @@ def main(argv: Sequence[str] | None = None) -> pathlib.Path:
                       help='liteisp: packed raw order the Flax model takes')
   parser.add_argument('--layer', default='relu5_4',
                       help='vgg19: last ReLU kept (default relu5_4)')
+  from rawjax.models.nafnet import OFFICIAL_CONFIGS  # pylint: disable=g-import-not-at-top
+  parser.add_argument('--nafnet-variant', default='sidd-width32',
+                      choices=sorted(OFFICIAL_CONFIGS),
+                      help='nafnet: the released architecture (default '
+                      'sidd-width32)')
+  parser.add_argument('--nafnet-options', default='{}',
+                      help='nafnet: JSON overrides of the architecture, e.g. '
+                      '\'{"width": 8, "enc_blk_nums": [1, 1]}\'')
   args = parser.parse_args(argv)
   state_dict = load_state_dict(args.input)
   options: dict[str, Any] = {}
@@ -401,6 +479,12 @@ def main(argv: Sequence[str] | None = None) -> pathlib.Path:
     options['input_order'] = args.input_order
   if args.network == 'vgg19':
     options['layer'] = args.layer
+  if args.network == 'nafnet':
+    options.update(OFFICIAL_CONFIGS[args.nafnet_variant])
+    extra = json.loads(args.nafnet_options)
+    if not isinstance(extra, dict):
+      parser.error('--nafnet-options must be a JSON object.')
+    options.update(extra)
   params = _CONVERTERS[args.network](state_dict, **options)
   out = save_params(args.output, params)
   count = sum(int(np.size(x)) for x in jax.tree.leaves(params))

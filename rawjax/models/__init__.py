@@ -89,3 +89,6 @@ register_model('liteisp')(LiteISPNet)
 register_model('gcm')(GCM)
 register_model('patchgan_liteisp')(liteisp.PatchDiscriminator)
 register_model('vgg19')(VGG19)
+
+from rawjax.models.nafnet import NAFNet  # noqa: E402
+register_model('nafnet')(NAFNet)

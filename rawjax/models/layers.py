@@ -19,7 +19,10 @@ batch 16; see docs/raw2raw_semi.md): `ConvTranspose2x2` is computed as a 1x1
 convolution to 4 * out channels followed by depth_to_space (exactly
 PyTorch's kernel-2 stride-2 transposed convolution, ~3x faster gradient than
 `lax.conv_transpose`), and `max_pool_2x2` reshapes and takes the maximum
-(~7x faster gradient than `flax.linen.max_pool`).
+(~7x faster gradient than `flax.linen.max_pool`). `DepthwiseConv` (PyTorch's
+`groups=C` convolution) is k*k shifted multiply-adds on the zero-padded
+input, ~5x faster forward + gradient than a `feature_group_count`
+convolution (3x3, batch 12, 32 x 32 x 64).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    'Conv', 'ConvTranspose2x2', 'depth_to_space', 'max_pool_2x2',
+    'Conv', 'ConvTranspose2x2', 'DepthwiseConv', 'depth_to_space',
+    'max_pool_2x2',
     'torch_bias_init', 'torch_kernel_init', 'torch_uniform_init',
 ]
 
@@ -116,6 +120,50 @@ class Conv(nn.Module):
                         (self.features,), jnp.float32)
       y = y + bias.astype(y.dtype)
     return y.reshape(lead + y.shape[1:])
+
+
+class DepthwiseConv(nn.Module):
+  """PyTorch's `nn.Conv2d(C, C, k, padding=k // 2, groups=C)` (depthwise).
+
+  out[y, x, c] = b[c] + sum_{i, j} pad(x)[y + i, x + j, c] W[i, j, 0, c],
+  computed as k*k shifted multiply-adds on the zero-padded input (not
+  `feature_group_count`, much slower on XLA CPU, forward and gradient).
+
+  Parameters: 'kernel' (k, k, 1, C), PyTorch's weight (C, 1, k, k)
+  transposed (2, 3, 1, 0) as for `Conv` (the HWIO layout of a grouped
+  convolution), and 'bias' (C,); both PyTorch's defaults, fan_in = k*k.
+
+  Attributes:
+    kernel_size: odd side k (the output keeps H and W).
+    use_bias: add a bias.
+
+  Input (..., H, W, C); output (..., H, W, C).
+  """
+  kernel_size: int = 3
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = int(self.kernel_size)
+    if k < 1 or k % 2 == 0:
+      raise ValueError(f'DepthwiseConv: kernel_size must be odd, got {k}.')
+    if x.ndim < 3:
+      raise ValueError(f'DepthwiseConv: expected (..., H, W, C) input, got '
+                       f'shape {x.shape}.')
+    *lead, h, w, c = x.shape
+    kernel = self.param('kernel', torch_kernel_init, (k, k, 1, c),
+                        jnp.float32).astype(x.dtype)
+    r = k // 2
+    padded = jnp.pad(x, [(0, 0)] * len(lead) + [(r, r), (r, r), (0, 0)])
+    y = None
+    for i in range(k):
+      for j in range(k):
+        term = padded[..., i:i + h, j:j + w, :] * kernel[i, j, 0]
+        y = term if y is None else y + term
+    if self.use_bias:
+      bias = self.param('bias', torch_bias_init(k * k), (c,), jnp.float32)
+      y = y + bias.astype(y.dtype)
+    return y
 
 
 def depth_to_space(x: jax.Array, *, block: int = 2) -> jax.Array:
