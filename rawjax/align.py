@@ -38,7 +38,6 @@ import dataclasses
 import json
 import pathlib
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp

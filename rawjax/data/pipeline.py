@@ -67,9 +67,10 @@ import numpy as np
 from rawjax.isp import cfa
 
 __all__ = [
-    'AUGMENTATIONS', 'BatchIterator', 'Field', 'Pipeline', 'apply_dihedral',
-    'crop', 'dihedral_element', 'draw_augmentation', 'on_host',
-    'random_patch', 'reference_size', 'shard', 'to_host',
+    'AUGMENTATIONS', 'BatchIterator', 'Field', 'Pipeline', 'Resampled',
+    'ZippedPipelines', 'apply_dihedral', 'crop', 'dihedral_element',
+    'draw_augmentation', 'on_host', 'random_patch', 'reference_size', 'shard',
+    'stream_seed', 'to_host',
 ]
 
 Kind = Literal['packed', 'mosaic', 'image', 'meta']
@@ -713,6 +714,95 @@ class BatchIterator:
     self._finalizer()
 
   def __enter__(self) -> BatchIterator:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+# --- several streams as one ---------------------------------------------------
+
+
+def stream_seed(seed: int, stream: int) -> int:
+  """An independent seed for stream number `stream` of a run seeded `seed`."""
+  return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+class Resampled:
+  """A view of a dataset: chosen indices, repeated to a minimum length.
+
+  So that a small subset (8 anchor pairs, 100 labelled images) still fills
+  one global batch of its pipeline.
+  """
+
+  def __init__(self, dataset: Any, indices: Sequence[int], minimum: int):
+    if not len(indices):
+      raise ValueError(f'{dataset!r} has no samples to train on.')
+    repeats = max(1, -(-minimum // len(indices)))
+    self.dataset = dataset
+    self.fields = dataset.fields
+    self.indices = list(indices) * repeats
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return self.dataset[self.indices[index]]
+
+
+class ZippedPipelines:
+  """Several `Pipeline`s stepped together: one resumable training stream.
+
+  A method's data class sets `self.pipelines` (name -> `Pipeline`, each with
+  its own seed) and defines `merge(parts)`, which turns {name: that
+  pipeline's batch} into the method's batch. Batch s of the stream merges
+  batch s of every pipeline, so `iterate(start_step=k)` resumes all of them
+  exactly at step k.
+  """
+
+  pipelines: dict[str, Pipeline]
+
+  def merge(self, parts: Mapping[str, Mapping[str, np.ndarray]]
+            ) -> dict[str, np.ndarray]:
+    raise NotImplementedError
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    """The batch of step `step` (synchronous)."""
+    return self.merge({k: p.batch(step) for k, p in self.pipelines.items()})
+
+  def iterate(self, *, start_step: int = 0) -> ZippedIterator:
+    return ZippedIterator(self, start_step=start_step)
+
+  def __iter__(self) -> ZippedIterator:
+    return self.iterate(start_step=0)
+
+
+class ZippedIterator:
+  """Zips the pipelines' prefetching iterators; `close()` stops them all."""
+
+  def __init__(self, data: ZippedPipelines, *, start_step: int = 0):
+    self._merge = data.merge
+    self._iterators = {k: p.iterate(start_step=start_step)
+                       for k, p in data.pipelines.items()}
+    self.step = int(start_step)
+
+  def __iter__(self) -> ZippedIterator:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    try:
+      parts = {k: next(it) for k, it in self._iterators.items()}
+    except BaseException:
+      self.close()
+      raise
+    self.step += 1
+    return self._merge(parts)
+
+  def close(self) -> None:
+    for iterator in self._iterators.values():
+      iterator.close()
+
+  def __enter__(self) -> ZippedIterator:
     return self
 
   def __exit__(self, *exc) -> None:

@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rawjax import baselines, metrics
+from rawjax import metrics
 from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
@@ -318,7 +318,6 @@ def make_steps(config) -> list:
   o, w = config.optim, config.loss
   tx_g = _adam(o.generator_lr, config)
   tx_d = _adam(o.discriminator_lr, config)
-  sharing = config.model.sharing
   quantize = config.data.quantize_8bit
 
   def generator_calls(split, stats, real_a, real_b):
@@ -435,7 +434,7 @@ def make_steps(config) -> list:
 # --- data ------------------------------------------------------------------------
 
 
-class TrainData:
+class TrainData(pipeline_lib.ZippedPipelines):
   """Unpaired patches of both cameras, drawn independently.
 
   Batch of step s: {'a': (N, p, p, C), 'b': (N, p, p, C)} float32 in
@@ -460,54 +459,16 @@ class TrainData:
     for i, (key, camera) in enumerate(zip(('a', 'b'), self.cameras)):
       dataset = raw2raw_data.Raw2RawUnpaired(self.root, camera=camera)
       self.pipelines[key] = pipeline_lib.Pipeline(
-          raw2raw_semi._Resampled(dataset, range(len(dataset)), n),  # pylint: disable=protected-access
+          pipeline_lib.Resampled(dataset, range(len(dataset)), n),
           per_device_batch=n // process_count, fields=('raw',),
           patch_size=data.patch_size, augment=tuple(data.augment),
-          seed=raw2raw_semi._stream_seed(config.seed, 10 + i),  # pylint: disable=protected-access
+          seed=pipeline_lib.stream_seed(config.seed, 10 + i),
           local_device_count=1, process_index=process_index,
           process_count=process_count, num_workers=data.num_workers,
           prefetch=data.prefetch)
 
-  @staticmethod
-  def _merge(parts):
+  def merge(self, parts):
     return {k: np.asarray(v['raw'])[0] for k, v in parts.items()}
-
-  def batch(self, step: int) -> dict[str, np.ndarray]:
-    return self._merge({k: p.batch(step) for k, p in self.pipelines.items()})
-
-  def iterate(self, *, start_step: int = 0) -> '_Batches':
-    return _Batches(self, start_step)
-
-  def __iter__(self):
-    return self.iterate(start_step=0)
-
-
-class _Batches:
-
-  def __init__(self, data: TrainData, start_step: int):
-    self._iterators = {k: p.iterate(start_step=start_step)
-                       for k, p in data.pipelines.items()}
-
-  def __iter__(self):
-    return self
-
-  def __next__(self):
-    try:
-      parts = {k: next(it) for k, it in self._iterators.items()}
-    except BaseException:
-      self.close()
-      raise
-    return TrainData._merge(parts)
-
-  def close(self):
-    for iterator in self._iterators.values():
-      iterator.close()
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.close()
 
 
 def make_data(config, *, split: str = 'train', process_index: int = 0,

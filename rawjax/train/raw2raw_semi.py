@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import pathlib
 import shutil
@@ -226,24 +225,6 @@ def camera_names(config, root: str | os.PathLike[str]) -> tuple[str, str]:
   return raw2raw_data.CAMERAS
 
 
-class _Resampled:
-  """A view of a dataset: chosen indices, repeated to a minimum length."""
-
-  def __init__(self, dataset: Any, indices: Sequence[int], minimum: int):
-    if not len(indices):
-      raise ValueError(f'{dataset!r} has no samples to train on.')
-    repeats = max(1, math.ceil(minimum / len(indices)))
-    self.dataset = dataset
-    self.fields = dataset.fields
-    self.indices = list(indices) * repeats
-
-  def __len__(self) -> int:
-    return len(self.indices)
-
-  def __getitem__(self, index: int) -> dict[str, Any]:
-    return self.dataset[self.indices[index]]
-
-
 def _anchor_indices(count: int, num_anchors: int, seed: int) -> list[int]:
   """The anchor subset of size x (Table 2's ablation); 0 = all."""
   if not num_anchors or num_anchors >= count:
@@ -252,11 +233,7 @@ def _anchor_indices(count: int, num_anchors: int, seed: int) -> list[int]:
   return sorted(rng.choice(count, size=num_anchors, replace=False).tolist())
 
 
-def _stream_seed(seed: int, stream: int) -> int:
-  return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
-
-
-class TrainData:
+class TrainData(pipeline_lib.ZippedPipelines):
   """The training stream: unpaired patches of both cameras + anchor pairs.
 
   Batch of step s (this process's share, leading axis = samples):
@@ -290,69 +267,27 @@ class TrainData:
     u, a = data.unpaired_batch, data.anchor_batch
     self.pipelines = {
         'unpaired_a': pipeline_lib.Pipeline(
-            _Resampled(unpaired[0], range(len(unpaired[0])), u),
+            pipeline_lib.Resampled(unpaired[0], range(len(unpaired[0])), u),
             per_device_batch=u // process_count, fields=('raw',),
-            seed=_stream_seed(config.seed, 0), **common),
+            seed=pipeline_lib.stream_seed(config.seed, 0), **common),
         'unpaired_b': pipeline_lib.Pipeline(
-            _Resampled(unpaired[1], range(len(unpaired[1])), u),
+            pipeline_lib.Resampled(unpaired[1], range(len(unpaired[1])), u),
             per_device_batch=u // process_count, fields=('raw',),
-            seed=_stream_seed(config.seed, 1), **common),
+            seed=pipeline_lib.stream_seed(config.seed, 1), **common),
         'anchor': pipeline_lib.Pipeline(
-            _Resampled(anchors, [anchors.keys.index(k)
+            pipeline_lib.Resampled(anchors, [anchors.keys.index(k)
                                  for k in self.anchor_keys], a),
             per_device_batch=a // process_count, fields=('raw_a', 'raw_b'),
-            seed=_stream_seed(config.seed, 2), **common),
+            seed=pipeline_lib.stream_seed(config.seed, 2), **common),
     }
 
-  @staticmethod
-  def _merge(parts: Mapping[str, Mapping[str, np.ndarray]]
-             ) -> dict[str, np.ndarray]:
+  def merge(self, parts: Mapping[str, Mapping[str, np.ndarray]]
+            ) -> dict[str, np.ndarray]:
     first = lambda x: np.asarray(x)[0]  # noqa: E731  (1 "device", see init)
     return {'unpaired_a': first(parts['unpaired_a']['raw']),
             'unpaired_b': first(parts['unpaired_b']['raw']),
             'anchor_a': first(parts['anchor']['raw_a']),
             'anchor_b': first(parts['anchor']['raw_b'])}
-
-  def batch(self, step: int) -> dict[str, np.ndarray]:
-    """The batch of step `step` (synchronous)."""
-    return self._merge({k: p.batch(step) for k, p in self.pipelines.items()})
-
-  def iterate(self, *, start_step: int = 0) -> '_Batches':
-    return _Batches(self, start_step)
-
-  def __iter__(self):
-    return self.iterate(start_step=0)
-
-
-class _Batches:
-  """Zips the three prefetching iterators; `close()` stops all of them."""
-
-  def __init__(self, data: TrainData, start_step: int):
-    self._iterators = {k: p.iterate(start_step=start_step)
-                       for k, p in data.pipelines.items()}
-    self.step = start_step
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    try:
-      parts = {k: next(it) for k, it in self._iterators.items()}
-    except BaseException:
-      self.close()
-      raise
-    self.step += 1
-    return TrainData._merge(parts)
-
-  def close(self) -> None:
-    for iterator in self._iterators.values():
-      iterator.close()
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.close()
 
 
 def make_data(config, *, split: str = 'train', process_index: int = 0,

@@ -508,11 +508,7 @@ class ArrayDataset:
             for k, v in self.arrays.items()}
 
 
-def _stream_seed(seed: int, stream: int) -> int:
-  return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
-
-
-class TrainData:
+class TrainData(pipeline_lib.ZippedPipelines):
   """Zipped, resumable streams: real pairs (+ unlabelled sRGB in phase 2).
 
   Batch (this process's share): 'raw', 'srgb' (n_real, p, p, 3) and, in
@@ -544,48 +540,15 @@ class TrainData:
         key: pipeline_lib.Pipeline(
             ArrayDataset(splits[key], minimum=size),
             per_device_batch=size // process_count,
-            seed=_stream_seed(config.seed, i), **common)
+            seed=pipeline_lib.stream_seed(config.seed, i), **common)
         for i, (key, size) in enumerate(sizes.items())}
 
-  @staticmethod
-  def _merge(parts: Mapping[str, Mapping[str, np.ndarray]]
-             ) -> dict[str, np.ndarray]:
+  def merge(self, parts: Mapping[str, Mapping[str, np.ndarray]]
+            ) -> dict[str, np.ndarray]:
     out = {'raw': parts['real']['raw'][0], 'srgb': parts['real']['srgb'][0]}
     if 'unlabelled' in parts:
       out['unlabelled'] = parts['unlabelled']['srgb'][0]
     return out
-
-  def batch(self, step: int) -> dict[str, np.ndarray]:
-    return self._merge({k: p.batch(step) for k, p in self.pipelines.items()})
-
-  def iterate(self, *, start_step: int = 0) -> '_Batches':
-    return _Batches(self, start_step)
-
-  def __iter__(self):
-    return self.iterate(start_step=0)
-
-
-class _Batches:
-  """Zips the pipelines' prefetching iterators; `close()` stops them all."""
-
-  def __init__(self, data: TrainData, start_step: int):
-    self._iterators = {k: p.iterate(start_step=start_step)
-                       for k, p in data.pipelines.items()}
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    try:
-      parts = {k: next(it) for k, it in self._iterators.items()}
-    except BaseException:
-      self.close()
-      raise
-    return TrainData._merge(parts)
-
-  def close(self) -> None:
-    for iterator in self._iterators.values():
-      iterator.close()
 
 
 def make_data(config, *, split: str = 'train', process_index: int = 0,

@@ -1,6 +1,5 @@
 """The classic pipeline against LibRaw, and its JAX properties."""
 
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -18,7 +18,6 @@ import pytest
 from scipy import io as scipy_io
 from skimage.metrics import peak_signal_noise_ratio
 
-from rawjax import baselines
 from rawjax.isp import polynomial
 from rawjax.train import method as method_lib
 from rawjax.train import raw2raw_semi
