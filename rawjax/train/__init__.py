@@ -12,7 +12,7 @@ from rawjax.train.config import (
 from rawjax.train.loop import (
     MetricWriter, TrainingDivergedError, configure_logging,
     evaluate_checkpoint, image_grid, make_iteration, step_functions,
-    train_and_evaluate, write_results)
+    train_and_evaluate, write_image_rows, write_results)
 from rawjax.train.method import Method, StepFn, get_method, register_method
 from rawjax.train.parallel import (
     AXIS_NAME, Parallel, define_distributed_flags,
@@ -31,5 +31,5 @@ __all__ = [
     'evaluate_checkpoint', 'get_method', 'host_all_finite', 'image_grid',
     'initialize_distributed', 'make_iteration', 'register_method',
     'step_functions', 'to_host', 'train_and_evaluate', 'validate_config',
-    'write_results',
+    'write_image_rows', 'write_results',
 ]

@@ -72,6 +72,7 @@ from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
 from rawjax.models import cstpp
+from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import raw2raw_semi
 from rawjax.train import state as state_lib
@@ -683,7 +684,7 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
             0, 1)[..., None], 3, -1)
         grid.append([np.asarray(color.visualize_raw(im)) for im in
                      (x, y, target)] + [error(y), error(pooled_out[i])])
-      raw2raw_semi._write_grid(workdir / f'grid_{tag}.png', grid)  # pylint: disable=protected-access
+      loop_lib.write_image_rows(workdir / f'grid_{tag}.png', grid)
   if jax.process_index() == 0:
     (workdir / 'results.json').write_text(json.dumps(results, indent=1) +
                                           '\n')

@@ -60,6 +60,7 @@ from rawjax.data.datasets import zrr
 from rawjax.isp import cfa, demosaic
 from rawjax.isp.warp import backward_warp
 from rawjax.models import tiling
+from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 
@@ -729,8 +730,7 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
                    f'{row["ssim"]:.4f} |')
     (workdir / 'results.md').write_text('\n'.join(lines) + '\n')
     if grid:
-      from rawjax.train.raw2raw_semi import _write_grid  # pylint: disable=g-import-not-at-top
-      _write_grid(workdir / 'grid.png', grid)
+      loop_lib.write_image_rows(workdir / 'grid.png', grid)
   return flat
 
 

@@ -281,6 +281,29 @@ def image_grid(images: Any, *, columns: int | None = None,
   return grid[..., 0] if c == 1 else grid
 
 
+def write_image_rows(path: str | os.PathLike[str],
+                     rows: Sequence[Sequence[np.ndarray]], *,
+                     padding: int = 2) -> None:
+  """Writes rows of (H, W, 3) images in [0, 1] as one PNG comparison grid.
+
+  Row r, column c holds rows[r][c] at the top-left of its cell; cells are
+  as large as the largest image, separated by `padding` white pixels, so
+  images of different sizes (packed raw beside sRGB) share one grid.
+  Non-finite values become 0.
+  """
+  h = max(img.shape[0] for row in rows for img in row)
+  w = max(img.shape[1] for row in rows for img in row)
+  columns = max(len(row) for row in rows)
+  grid = np.ones((len(rows) * (h + padding) + padding,
+                  columns * (w + padding) + padding, 3), np.float32)
+  for r, row in enumerate(rows):
+    for c, img in enumerate(row):
+      top, left = padding + r * (h + padding), padding + c * (w + padding)
+      grid[top:top + img.shape[0], left:left + img.shape[1]] = img
+  rawio.write_image(path, np.nan_to_num(grid, nan=0.0, posinf=1.0,
+                                        neginf=0.0))
+
+
 def write_results(directory: str | os.PathLike[str],
                   results: Mapping[str, Any], *, step: int) -> None:
   """DIR/results.json and DIR/results.md, unless the method wrote them.

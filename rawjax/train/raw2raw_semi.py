@@ -59,6 +59,7 @@ from rawjax import baselines, losses, metrics, models
 from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
+from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 
@@ -667,21 +668,6 @@ def _error_map(prediction, target, gain):
   return np.repeat(np.clip(gain * error, 0.0, 1.0)[..., None], 3, axis=-1)
 
 
-def _write_grid(path: pathlib.Path, rows: Sequence[Sequence[np.ndarray]]):
-  from rawjax.io import write_image  # pylint: disable=g-import-not-at-top
-  pad = 2
-  h = max(img.shape[0] for row in rows for img in row)
-  w = max(img.shape[1] for row in rows for img in row)
-  columns = max(len(row) for row in rows)
-  grid = np.ones((len(rows) * (h + pad) + pad, columns * (w + pad) + pad, 3),
-                 np.float32)
-  for r, row in enumerate(rows):
-    for c, img in enumerate(row):
-      top, left = pad + r * (h + pad), pad + c * (w + pad)
-      grid[top:top + img.shape[0], left:left + img.shape[1]] = img
-  write_image(path, np.nan_to_num(grid, nan=0.0))
-
-
 _LABELS = {
     'identity': 'Identity (no mapping)',
     'global_3x3': 'Global calibration (3x3)',
@@ -797,7 +783,7 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
                   [_error_map(ours[i], target, ev.error_gain),
                    _error_map(pooled_outputs[i], target, ev.error_gain)])
     if grid and jax.process_index() == 0:
-      _write_grid(workdir / f'grid_{tag}.png', grid)
+      loop_lib.write_image_rows(workdir / f'grid_{tag}.png', grid)
   if jax.process_index() == 0:
     (workdir / 'results.json').write_text(json.dumps(results, indent=1) +
                                           '\n')
