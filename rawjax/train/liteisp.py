@@ -87,6 +87,9 @@ def _check_config(config) -> None:
     if section not in config:
       raise ValueError(f'config has no {section!r} section; start from '
                        'configs/liteisp_zrr.py.')
+  if config.align.padding not in ('zeros', 'border'):
+    raise ValueError("config.align.padding must be 'zeros' (the reference) "
+                     f"or 'border', got {config.align.padding!r}.")
   if config.align.method not in ALIGNERS:
     raise ValueError(f'config.align.method must be one of {ALIGNERS}, got '
                      f'{config.align.method!r}.')
@@ -397,13 +400,20 @@ def demosaic_raw(raw: jax.Array) -> jax.Array:
 def align_target(source: jax.Array, target: jax.Array, *, method: str,
                  pwc_params: Any = None,
                  options: Mapping[str, Any] | None = None,
-                 eps: float = 1e-3) -> tuple[jax.Array, jax.Array]:
+                 eps: float = 1e-3, padding: str = 'zeros'
+                 ) -> tuple[jax.Array, jax.Array]:
   """(y_w, m): the target warped onto `source` and its validity mask.
 
   method 'pyramid' / 'pwcnet' estimate the flow source -> target without
-  gradient (`rawjax.models.flow.estimate_flow`) and warp with zero padding
-  (eqs. 3, 4, 6); 'none' returns (target, ones). y_w is masked.
+  gradient (`rawjax.models.flow.estimate_flow`) and warp; 'none' returns
+  (target, ones). padding 'zeros' is the reference (eqs. 3, 4, 6): zero
+  padding, y_w masked, m = 0 where the flow leaves the target. 'border'
+  (ours) clamps the sampling position and returns m = 1 everywhere, so the
+  border strip is supervised too (with the target's edge pixels).
   """
+  if padding not in ('zeros', 'border'):
+    raise ValueError(f"align padding must be 'zeros' or 'border', got "
+                     f'{padding!r}.')
   if method == 'none':
     return target, jnp.ones(target.shape[:-1] + (1,), target.dtype)
   from rawjax.models.flow import estimate_flow  # pylint: disable=g-import-not-at-top
@@ -412,6 +422,10 @@ def align_target(source: jax.Array, target: jax.Array, *, method: str,
                        params=pwc_params if method == 'pwcnet' else None,
                        **dict(options or {}))
   flow = jax.lax.stop_gradient(flow)
+  if padding == 'border':
+    warped, _ = backward_warp(target, flow, padding='border', eps=eps,
+                              apply_mask=False)
+    return warped, jnp.ones(target.shape[:-1] + (1,), target.dtype)
   return backward_warp(target, flow, eps=eps)
 
 
@@ -443,7 +457,8 @@ def make_steps(config) -> list:
   isp, gcm = _isp_model(config), _gcm_model(config)
   tx = _optimizer(config)
   align = dict(method=config.align.method,
-               options=dict(config.align.options), eps=config.align.mask_eps)
+               options=dict(config.align.options), eps=config.align.mask_eps,
+               padding=config.align.padding)
   lw = config.loss
   use_gan = bool(config.gan.enabled)
   disc = _discriminator(config) if use_gan else None

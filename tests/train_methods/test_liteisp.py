@@ -130,6 +130,10 @@ def test_bad_settings_are_named(dataset):
   config.align.method = 'pwcnet'
   with pytest.raises(ValueError, match='config.align.weights'):
     liteisp.make_steps(config)
+  config = _small('quick', dataset)
+  config.align.padding = 'reflect'
+  with pytest.raises(ValueError, match='config.align.padding'):
+    liteisp.make_steps(config)
   with pytest.raises(ValueError, match="split 'train'"):
     liteisp.make_data(_small('quick', dataset), split='test')
 
@@ -228,6 +232,14 @@ def test_alignment_recovers_the_known_shift(dataset):
   none, ones = liteisp.align_target(true, target, method='none')
   np.testing.assert_array_equal(none, target)
   assert float(np.min(ones)) == 1.0
+  # 'border' supervises every pixel: the same warp where the reference's
+  # mask keeps it, the clamped edge where it does not.
+  clamped, all_ones = liteisp.align_target(jnp.asarray(true), target,
+                                           method='pyramid', padding='border')
+  assert float(np.min(all_ones)) == 1.0 and not inside.all()
+  np.testing.assert_allclose(np.asarray(clamped)[inside],
+                             np.asarray(warped)[inside], atol=1e-6)
+  assert np.abs(np.asarray(clamped) - true)[~inside].mean() < before
 
 
 def test_full_frame_tiling_matches_the_whole_frame():
