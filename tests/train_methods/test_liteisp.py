@@ -108,6 +108,7 @@ def test_configs_build_and_reject_typos():
   assert (paper.loss.gcm, paper.loss.l1, paper.loss.vgg, paper.loss.ssim) == (
       1.0, 1.0, 1.0, 0.15)
   assert paper.gan.weight == 0.01 and paper.align.method == 'pyramid'
+  assert paper.align.padding == 'zeros' and quick.align.padding == 'border'
   assert tuple(paper.model.channels) == (64, 128, 128)
   for config in (paper, quick):
     config.lock()
