@@ -17,7 +17,6 @@ table and writes JSON (default benchmarks/results/cstpp_downsample.json).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import sys
@@ -31,16 +30,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 from rawjax.train import cycle_gan  # noqa: E402  pylint: disable=wrong-import-position
 from rawjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def load_config(spec: str):
   """`path[:variant]` -> the config (as --config of launch.train)."""
   path, _, variant = spec.partition(':')
-  module_spec = importlib.util.spec_from_file_location('experiment_config',
-                                                       path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return load_config_module(path).get_config(variant)
 
 
 def restore_state(config, workdir: str | pathlib.Path):

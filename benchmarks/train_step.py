@@ -35,7 +35,6 @@ if 'jax' not in sys.modules:
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
-import importlib.util
 import json
 import pathlib
 import platform
@@ -47,6 +46,7 @@ import numpy as np
 import tqdm
 
 from rawjax.train import raw2raw_semi
+from rawjax.train.config import load_config_module
 from _timing import time_call  # benchmarks/_timing.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -54,11 +54,8 @@ UNPAIRED, ANCHORS = 4, 4  # per camera / pairs: 16 images a step
 
 
 def _config(features: int, patch: int) -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location(
-      'raw2raw_semi_config', ROOT / 'configs' / 'raw2raw_semi.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = load_config_module(
+      ROOT / 'configs' / 'raw2raw_semi.py').get_config()
   config.model.features = features
   config.data.patch_size = patch
   config.data.unpaired_batch = UNPAIRED

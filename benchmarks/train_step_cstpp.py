@@ -21,7 +21,6 @@ benchmarks/results/train_step_cstpp.json).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import platform
@@ -37,14 +36,12 @@ sys.path.insert(0, str(ROOT / 'benchmarks'))
 from _timing import time_call  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 from rawjax.train import cycle_gan, loop  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _config(variant: str, patch: int):
-  spec = importlib.util.spec_from_file_location(
-      'raw2raw_cstpp_config', ROOT / 'configs' / 'raw2raw_cstpp.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('' if variant == 'paper' else variant)
+  config = load_config_module(ROOT / 'configs' / 'raw2raw_cstpp.py').get_config(
+      '' if variant == 'paper' else variant)
   config.data.patch_size = patch
   return config
 

@@ -36,7 +36,6 @@ if 'jax' not in sys.modules:
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
 import functools
-import importlib.util
 import json
 import pathlib
 import platform
@@ -51,17 +50,15 @@ from _timing import time_call  # noqa: E402
 
 from rawjax.models import kpn  # noqa: E402
 from rawjax.train import kpn_isp  # noqa: E402
+from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BATCH, PATCH = 16, 64
 
 
 def _config(variant: str):
-  spec = importlib.util.spec_from_file_location(
-      'kpn_isp_config', ROOT / 'configs' / 'kpn_isp.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return load_config_module(ROOT / 'configs' / 'kpn_isp.py').get_config(
+      variant)
 
 
 def bench_apply(size, method, gradient, repeats):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
-import importlib.util
 import json
 import pathlib
 import platform
@@ -32,17 +31,15 @@ import numpy as np
 from rawjax.train import loop, parallel as parallel_lib, semiisp
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
+from rawjax.train.config import load_config_module
 from _timing import time_call  # benchmarks/_timing.py
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(variant: str):
-  spec = importlib.util.spec_from_file_location(
-      'semiisp_fivek', _ROOT / 'configs' / 'semiisp_fivek.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(variant)
+  config = load_config_module(
+      _ROOT / 'configs' / 'semiisp_fivek.py').get_config(variant)
   with config.unlocked():
     config.parallel.num_devices = 1
   return config

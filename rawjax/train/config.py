@@ -25,12 +25,17 @@ locks everything, so a command-line override of a key that does not exist
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import pathlib
+import types
 from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
 
-__all__ = ['BASE_SECTIONS', 'PARALLEL_MODES', 'base_config', 'validate_config']
+__all__ = ['BASE_SECTIONS', 'PARALLEL_MODES', 'base_config',
+           'load_config_module', 'validate_config']
 
 PARALLEL_MODES = ('pmap', 'shard_map')
 
@@ -67,6 +72,25 @@ _SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
 }
 
 BASE_SECTIONS = tuple(_SCHEMA)
+
+
+def load_config_module(path: str | os.PathLike[str]) -> types.ModuleType:
+  """A config file (`configs/<method>.py`) as a module, outside absl flags.
+
+  For scripts and tests: `load_config_module(path).get_config(variant)` is
+  what `--config=path:variant` gives `launch.train`.
+
+  Raises:
+    FileNotFoundError: no such file.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f'config file not found: {path}')
+  spec = importlib.util.spec_from_file_location(f'rawjax_config_{path.stem}',
+                                                path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -6,7 +6,6 @@ parameter count of the official NAFNet-SIDD-width32 (29,159,715, counted on
 the Flax side with jax.eval_shape).
 """
 
-import importlib.util
 import json
 import pathlib
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from rawjax import convert, models
 from rawjax.models import layers, nafnet
+from rawjax.train.config import load_config_module
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -220,10 +220,8 @@ def test_semiisp_configs_build_the_nafnet_target():
   for name, variant, width in (('semiisp_fivek', 'quick', 8),
                                ('semiisp_fivek', '', 32),
                                ('semiie_lol', 'quick', 8)):
-    spec = importlib.util.spec_from_file_location(name, CONFIGS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    options = dict(module.get_config(variant).target_models.nafnet)
+    options = dict(load_config_module(
+        CONFIGS / f'{name}.py').get_config(variant).target_models.nafnet)
     # As semiisp.compare builds config.model from the entry.
     model = models.model_from_config(dict(name=options.pop('name', 'nafnet'),
                                           **options))

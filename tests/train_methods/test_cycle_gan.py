@@ -5,7 +5,6 @@ colour matrix of camera A's (R, G, B), so the global 3x3 calibration of the
 evaluation must recover it exactly.
 """
 
-import importlib.util
 import json
 import pathlib
 
@@ -18,6 +17,7 @@ from scipy import io as scipy_io
 from rawjax.train import checkpoint as checkpoint_lib
 from rawjax.train import cycle_gan
 from rawjax.train import method as method_lib
+from rawjax.train.config import load_config_module
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'raw2raw_cstpp.py')
@@ -28,11 +28,7 @@ SIZE = 32  # packed
 
 
 def _configs():
-  spec = importlib.util.spec_from_file_location('raw2raw_cstpp_config',
-                                                CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_config_module(CONFIG_PATH)
 
 
 CONFIGS = _configs()

@@ -6,7 +6,6 @@ rendering of it (`rawjax.isp.process` with the stored metadata) plus a
 known offset, so the evaluation's `process` row has a PSNR fixed in advance.
 """
 
-import importlib.util
 import json
 import pathlib
 
@@ -22,6 +21,7 @@ from rawjax.isp import cfa, pipeline as isp_pipeline
 from rawjax.isp.metadata import RawMetadata
 from rawjax.train import kpn_isp
 from rawjax.train import method as method_lib
+from rawjax.train.config import load_config_module
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'kpn_isp.py')
@@ -33,14 +33,7 @@ CCM = np.array([[1.5, -0.4, -0.1], [-0.2, 1.4, -0.2], [0.0, -0.5, 1.5]],
 OFFSET = 0.02  # target = process(raw) + OFFSET: process PSNR = 20 log10(50)
 
 
-def _load_config_module():
-  spec = importlib.util.spec_from_file_location('kpn_isp_config', CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-CONFIGS = _load_config_module()
+CONFIGS = load_config_module(CONFIG_PATH)
 
 
 def _raw(rng):

@@ -6,7 +6,6 @@ the aligner has something to find, and the true aligned target is stored
 beside it.
 """
 
-import importlib.util
 import pathlib
 
 import jax
@@ -20,21 +19,14 @@ from rawjax import convert, models
 from rawjax.io import write_image
 from rawjax.train import liteisp
 from rawjax.train import method as method_lib
+from rawjax.train.config import load_config_module
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'liteisp_zrr.py')
 SIZE = 32  # mosaic side
 
 
-def _load_config_module():
-  spec = importlib.util.spec_from_file_location('liteisp_zrr_config',
-                                                CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-CONFIGS = _load_config_module()
+CONFIGS = load_config_module(CONFIG_PATH)
 
 
 def _scene(rng):

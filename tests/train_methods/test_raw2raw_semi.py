@@ -6,7 +6,6 @@ equal), so the calibration baselines must recover it, and every anchor crop
 of B must be that matrix applied to the same crop of A.
 """
 
-import importlib.util
 import json
 import pathlib
 
@@ -21,6 +20,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from rawjax.isp import polynomial
 from rawjax.train import method as method_lib
 from rawjax.train import raw2raw_semi
+from rawjax.train.config import load_config_module
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'raw2raw_semi.py')
@@ -30,15 +30,7 @@ MATRIX = np.array([[0.8, 0.15, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.75]],
 SIZE = 32  # packed
 
 
-def _load_config_module():
-  spec = importlib.util.spec_from_file_location('raw2raw_semi_config',
-                                                CONFIG_PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-CONFIGS = _load_config_module()
+CONFIGS = load_config_module(CONFIG_PATH)
 
 
 def _camera_b(packed_a):

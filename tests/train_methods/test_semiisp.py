@@ -1,7 +1,6 @@
 """SemiISP: OPF, eq. 14, pseudo-RAW inversion, memory, one step per variant."""
 
 import functools
-import importlib.util
 import pathlib
 
 import jax
@@ -15,16 +14,14 @@ from rawjax.isp import pqdynamic
 from rawjax.train import loop, parallel as parallel_lib, semiisp
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
+from rawjax.train.config import load_config_module
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 _LUT_SHAPE = (10, 8, 8, 48)
 
 
 def _load_config(name, variant):
-  spec = importlib.util.spec_from_file_location(name, CONFIGS / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return load_config_module(CONFIGS / f'{name}.py').get_config(variant)
 
 
 # --- eqs. 10-13 and 14 --------------------------------------------------------
