@@ -260,7 +260,7 @@ def test_synthetic_data_is_generated_once(tmp_path, monkeypatch):
   config = ml_collections.ConfigDict(CONFIGS.get_config('quick').to_dict())
   config.data.cache_dir = str(tmp_path)
   root = liteisp.dataset_root(config)
-  assert root.name == 'zrr-raw2srgb-n128+16-s0-64-shift3'
+  assert root.name == 'zrr-raw2srgb-n128+16-s0-128-shift3'
   assert len(calls) == 144 and calls[-1][:3] == ('test', 15, 143)
   assert calls[0][3]['margin'] >= 2 * 3.0 / 2
   assert liteisp.dataset_root(config) == root and len(calls) == 144
