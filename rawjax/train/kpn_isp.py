@@ -42,8 +42,6 @@ import functools
 import json
 import os
 import pathlib
-import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,6 +56,7 @@ from rawjax.data.datasets import _layout
 from rawjax.isp import cfa, color
 from rawjax.isp import pipeline as isp_pipeline
 from rawjax.isp.metadata import RawMetadata
+from rawjax.io.staging import staged_directory
 from rawjax.train import method as method_lib
 from rawjax.train import raw2raw_semi
 from rawjax.train import state as state_lib
@@ -249,22 +248,13 @@ def export_synthetic(source: str | os.PathLike[str],
            for a in splits['anchor']]
   jobs += [('test', source / 'paired' / camera, 'raw-rggb', t['file'])
            for t in splits['test']]
-  staging = out.parent / f'.{out.name}.tmp-{uuid.uuid4().hex[:8]}'
-  try:
+  with staged_directory(out, marker='test') as staging:
     for split in ('train', 'test'):
       (staging / split).mkdir(parents=True)
     for split, folder, raw_dir, name in jobs:
       _save_pair(staging / split / f'{name}.npz',
                  folder / raw_dir / f'{name}.mat',
                  folder / 'meta' / f'{name}.npz', with_metadata=True)
-    try:
-      staging.rename(out)
-    except OSError:
-      if not (out / 'test').is_dir():
-        raise
-  finally:
-    if staging.exists():
-      shutil.rmtree(staging, ignore_errors=True)
   return out
 
 

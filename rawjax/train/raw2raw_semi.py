@@ -45,8 +45,6 @@ import functools
 import json
 import os
 import pathlib
-import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,6 +57,7 @@ from rawjax import baselines, losses, metrics, models
 from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
+from rawjax.io.staging import staged_directory
 from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
@@ -180,20 +179,10 @@ def ensure_synthetic(directory: str | os.PathLike[str], *, num_scenes: int,
   root = directory / name
   if (root / 'dataset.json').is_file():
     return root
-  directory.mkdir(parents=True, exist_ok=True)
-  staging = directory / f'.{name}.tmp-{uuid.uuid4().hex[:8]}'
-  try:
+  with staged_directory(root) as staging:
     config = synthetic.PRESETS[preset].replace(height=height, width=width)
     synthetic.write_dataset(staging, preset=preset, num=num_scenes,
                             seed=seed, config=config, progress=progress)
-    try:
-      staging.rename(root)
-    except OSError:
-      if not (root / 'dataset.json').is_file():
-        raise
-  finally:
-    if staging.exists():
-      shutil.rmtree(staging, ignore_errors=True)
   return root
 
 

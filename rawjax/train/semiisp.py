@@ -61,9 +61,7 @@ import functools
 import json
 import os
 import pathlib
-import shutil
 import types
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,6 +75,7 @@ from rawjax.data import pipeline as pipeline_lib
 from rawjax.isp import color, noise as noise_lib, pqdynamic
 from rawjax.isp.unprocess import unprocess as upi_unprocess
 from rawjax.models import pqdynamic_net
+from rawjax.io.staging import staged_directory
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
@@ -238,12 +237,10 @@ def prepare_arrays(directory: str | os.PathLike[str], *,
   directory = pathlib.Path(directory).expanduser()
   if (directory / 'dataset.json').is_file():
     return directory
-  directory.parent.mkdir(parents=True, exist_ok=True)
-  staging = directory.parent / f'.{directory.name}.tmp-{uuid.uuid4().hex[:8]}'
   arrays = {'labelled_raw': labelled_raw, 'labelled_srgb': labelled_srgb,
             'unlabelled_srgb': unlabelled_srgb, 'test_raw': test_raw,
             'test_srgb': test_srgb}
-  try:
+  with staged_directory(directory) as staging:
     staging.mkdir()
     for name, array in arrays.items():
       array = np.asarray(array, np.float32)
@@ -255,14 +252,6 @@ def prepare_arrays(directory: str | os.PathLike[str], *,
     summary = dict(info or {})
     summary['counts'] = {k: int(len(v)) for k, v in arrays.items()}
     (staging / 'dataset.json').write_text(json.dumps(summary, indent=1))
-    try:
-      staging.rename(directory)
-    except OSError:
-      if not (directory / 'dataset.json').is_file():
-        raise
-  finally:
-    if staging.exists():
-      shutil.rmtree(staging, ignore_errors=True)
   return directory
 
 
