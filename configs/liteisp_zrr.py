@@ -15,6 +15,9 @@ parameters from `python -m rawjax.convert vgg19 vgg19-dcbb9e9d.pth
 vgg19.npz`). The aligner defaults to the weight-free pyramid flow; the
 reference's PWC-Net: `--config.align.method=pwcnet
 --config.align.weights=pwc.npz`. LiteISPGAN: `--config.gan.enabled=True`.
+LPIPS in the evaluation: `--config.eval.lpips_weights=lpips.npz` (from
+`python -m rawjax.convert lpips alexnet-owt-7be5be79.pth lpips.npz
+--lpips-lin=alex.pth`).
 
 'quick' trains a narrow LiteISPNet on a small simulated ZRR-layout dataset
 whose targets are rendered by another camera and misaligned by a known
@@ -86,6 +89,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       num_grid_images=4,
       crop_border=0,      # > 0: also score the true aligned GT (simulated
                           # data) without this border
+      # LPIPS (AlexNet, v0.1) parameters: the .npz of `python -m
+      # rawjax.convert lpips alexnet-owt-7be5be79.pth lpips.npz
+      # --lpips-lin=alex.pth`; '' = no LPIPS column.
+      lpips_weights='',
   ))
 
   config.inference = ml_collections.ConfigDict(dict(

@@ -4,14 +4,17 @@
     python -m rawjax.convert liteisp LiteISPNet_model_1.pth liteisp.npz
     python -m rawjax.convert gcm GCMModel_model_1.pth gcm.npz
     python -m rawjax.convert vgg19 vgg19-dcbb9e9d.pth vgg19.npz
+    python -m rawjax.convert lpips alexnet-owt-7be5be79.pth lpips.npz \
+        --lpips-lin=alex.pth
     python -m rawjax.convert nafnet NAFNet-SIDD-width32.pth nafnet.npz \
         --nafnet-variant=sidd-width32
 
 Inputs are state dicts with the official key names: the RAW-to-sRGB release
 (`cszhilu1998/RAW-to-sRGB`: `LiteISPNet`, `GCMModel`, saved as
 {'state_dict': ...}, possibly with DataParallel's 'module.' prefix),
-torchvision's `vgg19` and NAFNet's releases (`megvii-research/NAFNet`, in
-BasicSR's {'params': ...} wrapper). `load_state_dict` reads .pt/.pth files
+torchvision's `vgg19` (and `alexnet`, with the `lpips` package's
+weights/v0.1/alex.pth for LPIPS) and NAFNet's releases
+(`megvii-research/NAFNet`, in BasicSR's {'params': ...} wrapper). `load_state_dict` reads .pt/.pth files
 with torch (when installed; `torch.load(weights_only=True)`) and .npz files
 holding the same keys (no torch needed). The CLI writes the Flax parameters as an .npz
 of '/'-joined paths (`save_params` / `load_params`).
@@ -43,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    'check_state_dict', 'convert_gcm', 'convert_liteisp', 'convert_nafnet',
-    'convert_pwcnet', 'convert_vgg19',
+    'check_state_dict', 'convert_gcm', 'convert_liteisp', 'convert_lpips',
+    'convert_nafnet', 'convert_pwcnet', 'convert_vgg19',
     'flax_to_torch_key', 'load_params', 'load_state_dict', 'main',
     'save_params',
 ]
@@ -342,6 +345,53 @@ def convert_vgg19(state_dict: StateDict, *,
   return _convert(state_dict, template, network='VGG19', ignore=ignore)
 
 
+# --- LPIPS v0.1, AlexNet (torchvision alexnet + the lpips package) ---------------
+
+
+def convert_lpips(alexnet_state_dict: StateDict,
+                  lin_state_dict: StateDict) -> dict[str, Any]:
+  """The published LPIPS-alex weights -> `rawjax.models.lpips.LPIPS` params.
+
+  Args:
+    alexnet_state_dict: torchvision's `alexnet` (alexnet-owt-7be5be79.pth):
+      features.{0,3,6,8,10}.{weight,bias}; the `classifier.*` keys are
+      ignored.
+    lin_state_dict: the lpips package's weights/v0.1/alex.pth:
+      lin0.model.1.weight .. lin4.model.1.weight, (1, C, 1, 1) with
+      C = 64, 192, 384, 256, 256.
+
+  Returns:
+    {'alexnet': {'features_<i>': {'kernel', 'bias'}}, 'lin<k>': {'model_1':
+    {'kernel' (1, 1, C, 1)}}} (nested dicts of float32 numpy arrays).
+
+  Raises:
+    ValueError: naming every missing, misshapen or unexpected key of both
+      files (one message).
+  """
+  from rawjax.models.lpips import LPIPS  # pylint: disable=g-import-not-at-top
+  template = dict(_template(LPIPS(), (1, 64, 64, 3), (1, 64, 64, 3)))
+  alex_template = template.pop('alexnet')
+  classifier = re.compile(r'^classifier\.\d+\.(weight|bias)$')
+  params: dict[str, Any] = {}
+  problems = []
+  for name, sd, tmpl, ignore in (
+      ('AlexNet', alexnet_state_dict, alex_template,
+       lambda key: bool(classifier.match(key))),
+      ('LPIPS lin', lin_state_dict, template, None)):
+    try:
+      converted = _convert(sd, tmpl, network=name, ignore=ignore)
+    except ValueError as e:
+      problems.append(str(e))
+      continue
+    if name == 'AlexNet':
+      params['alexnet'] = converted
+    else:
+      params.update(converted)
+  if problems:
+    raise ValueError(' || '.join(problems))
+  return params
+
+
 # --- PWC-Net (sniklaus pytorch-pwc, loaded by RAW-to-sRGB) ------------------------
 
 
@@ -445,6 +495,7 @@ _CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
     'liteisp': convert_liteisp,
     'gcm': convert_gcm,
     'vgg19': convert_vgg19,
+    'lpips': convert_lpips,
     'pwcnet': convert_pwcnet,
     'nafnet': convert_nafnet,
 }
@@ -462,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> pathlib.Path:
   parser.add_argument('--input-order', default='canonical',
                       choices=('canonical', 'pynet'),
                       help='liteisp: packed raw order the Flax model takes')
+  parser.add_argument('--lpips-lin', default='',
+                      help='lpips: the lpips package\'s weights/v0.1/alex.pth '
+                      '(INPUT is torchvision\'s alexnet-owt-7be5be79.pth)')
   parser.add_argument('--layer', default='relu5_4',
                       help='vgg19: last ReLU kept (default relu5_4)')
   from rawjax.models.nafnet import OFFICIAL_CONFIGS  # pylint: disable=g-import-not-at-top
@@ -479,6 +533,12 @@ def main(argv: Sequence[str] | None = None) -> pathlib.Path:
     options['input_order'] = args.input_order
   if args.network == 'vgg19':
     options['layer'] = args.layer
+  if args.network == 'lpips':
+    if not args.lpips_lin:
+      parser.error('lpips needs --lpips-lin=alex.pth (the lpips package\'s '
+                   'weights/v0.1/alex.pth) besides torchvision\'s alexnet '
+                   'state dict as INPUT.')
+    options['lin_state_dict'] = load_state_dict(args.lpips_lin)
   if args.network == 'nafnet':
     options.update(OFFICIAL_CONFIGS[args.nafnet_variant])
     extra = json.loads(args.nafnet_options)

@@ -84,11 +84,13 @@ from rawjax.models.gcm import GCM  # noqa: E402
 from rawjax.models import liteisp  # noqa: E402
 from rawjax.models.liteisp import LiteISPNet  # noqa: E402
 from rawjax.models.vgg import VGG19  # noqa: E402
+from rawjax.models.lpips import LPIPS  # noqa: E402
 
 register_model('liteisp')(LiteISPNet)
 register_model('gcm')(GCM)
 register_model('patchgan_liteisp')(liteisp.PatchDiscriminator)
 register_model('vgg19')(VGG19)
+register_model('lpips')(LPIPS)
 
 from rawjax.models.nafnet import NAFNet  # noqa: E402
 register_model('nafnet')(NAFNet)

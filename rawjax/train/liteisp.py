@@ -32,8 +32,9 @@ random warp per image (misalignment), with the true aligned target kept in
 Evaluation (`evaluate`, the paper's Table 1 columns on the 8-bit outputs):
 PSNR/SSIM against the original GT, the GT aligned with the raw (warped onto
 the GCM output), the GT aligned with the result (warped onto the LiteISPNet
-output), and on simulated data against the true aligned target. LPIPS is not
-computed (no AlexNet-LPIPS port). Full-frame inference goes through
+output), and on simulated data against the true aligned target; LPIPS
+(AlexNet, v0.1, `rawjax.models.lpips`) too when `config.eval.lpips_weights`
+names converted weights. Full-frame inference goes through
 `rawjax.models.tiling.tiled_apply` (`process_full_frame`).
 """
 
@@ -44,8 +45,6 @@ import json
 import math
 import os
 import pathlib
-import shutil
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,6 +59,7 @@ from rawjax.data.datasets import zrr
 from rawjax.isp import cfa, demosaic
 from rawjax.isp.warp import backward_warp
 from rawjax.models import tiling
+from rawjax.io.staging import staged_directory
 from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
@@ -76,6 +76,8 @@ ALIGNERS = ('pyramid', 'pwcnet', 'none')
 _DEFAULT_CACHE = '~/.cache/rawjax'
 _CONVERT_VGG = ('python -m rawjax.convert vgg19 vgg19-dcbb9e9d.pth '
                 'vgg19.npz  (torchvision\'s vgg19 state dict)')
+_CONVERT_LPIPS = ('python -m rawjax.convert lpips alexnet-owt-7be5be79.pth '
+                  'lpips.npz --lpips-lin=alex.pth')
 
 
 # --- configuration -----------------------------------------------------------------
@@ -116,6 +118,17 @@ def _check_config(config) -> None:
         f'config.loss.vgg={config.loss.vgg} needs VGG-19 weights: set '
         'config.loss.vgg_weights=PATH to the Flax parameters written by '
         f'`{_CONVERT_VGG}`, or switch the term off with config.loss.vgg=0.')
+  lpips_weights = _lpips_weights(config)
+  if lpips_weights and not pathlib.Path(lpips_weights).expanduser().is_file():
+    raise ValueError(
+        f'config.eval.lpips_weights={lpips_weights!r} does not exist: give '
+        f'the .npz written by `{_CONVERT_LPIPS}` (torchvision\'s alexnet and '
+        "the lpips package's weights/v0.1/alex.pth), or '' to skip LPIPS.")
+
+
+def _lpips_weights(config) -> str:
+  """`config.eval.lpips_weights` ('' when unset or in an older config)."""
+  return str(config.eval.get('lpips_weights', '') or '')
 
 
 def _eval_aligner(config) -> str:
@@ -248,12 +261,10 @@ def ensure_synthetic_zrr(directory: str | os.PathLike[str], *,
   if size % 16:
     raise ValueError(f'synthetic ZRR size must be a multiple of 16, got '
                      f'{size}.')
-  directory.mkdir(parents=True, exist_ok=True)
-  staging = directory / f'.{name}.tmp-{uuid.uuid4().hex[:8]}'
   margin = 2 * int(math.ceil(max_shift / 2.0 + 1))
   jobs = [('train', i, i) for i in range(num_train)] + [
       ('test', i, num_train + i) for i in range(num_test)]
-  try:
+  with staged_directory(root) as staging:
     for folder in ('train', 'test'):
       for sub in ('huawei_raw', 'canon', 'canon_aligned'):
         (staging / folder / sub).mkdir(parents=True)
@@ -268,14 +279,6 @@ def ensure_synthetic_zrr(directory: str | os.PathLike[str], *,
         generator='rawjax.train.liteisp.ensure_synthetic_zrr', preset=preset,
         seed=seed, num_train=num_train, num_test=num_test, size=size,
         max_shift=max_shift, margin=margin), indent=1))
-    try:
-      staging.rename(root)
-    except OSError:
-      if not (root / 'dataset.json').is_file():
-        raise
-  finally:
-    if staging.exists():
-      shutil.rmtree(staging, ignore_errors=True)
   return root
 
 
@@ -644,6 +647,37 @@ def _scores(prediction, target):
                                use_sample_covariance=True)}
 
 
+@jax.jit
+def _lpips_scores(lpips_params, prediction, target):
+  """LPIPS-alex v0.1 of 8-bit images (as [0, 1], normalize=True), (N,).
+
+  Module-level jit with the weights as an argument: compiled once per image
+  size, whatever the config or the weights file.
+  """
+  return models.lpips.lpips_distance(lpips_params, prediction / 255.0,
+                                     target / 255.0, normalize=True)
+
+
+def _load_lpips(path: str) -> Any:
+  """LPIPS params from `rawjax.convert lpips`' .npz, checked by shape."""
+  from rawjax import convert  # pylint: disable=g-import-not-at-top
+  params = convert.load_params(path)
+  template = jax.eval_shape(lambda: models.LPIPS().init(
+      jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)),
+      jnp.zeros((1, 64, 64, 3))))['params']
+  flat = lambda tree: {  # noqa: E731
+      '/'.join(str(getattr(k, 'key', k)) for k in kp): tuple(np.shape(v))
+      for kp, v in jax.tree_util.tree_leaves_with_path(tree)}
+  want, got = flat(template), flat(params)
+  if want != got:
+    bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    raise ValueError(
+        f'config.eval.lpips_weights={path!r} is not LPIPS-alex parameters '
+        f'(missing, misshapen or unexpected: {", ".join(bad)}); write it with '
+        f'`{_CONVERT_LPIPS}`.')
+  return jax.tree.map(jnp.asarray, params)
+
+
 def _to8(x):
   return jnp.round(jnp.clip(x, 0.0, 1.0) * 255.0)
 
@@ -658,7 +692,7 @@ _SETTINGS = {
 
 
 def evaluate(config, state, *, workdir) -> dict[str, float]:
-  """Table 1's columns on the test split (PSNR and SSIM; no LPIPS).
+  """Table 1's columns on the test split: PSNR, SSIM (and LPIPS).
 
   For each test pair: y_hat = LiteISPNet(x) saved as 8 bits, and
     * 'original': y_hat vs the unaligned GT;
@@ -672,7 +706,10 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
       border of `eval.crop_border` pixels (where training with a validity
       mask never supervised the output).
   Masked-out pixels are zero in both images and count in the means, as the
-  reference. The aligner is `config.eval.aligner` ('' = the training one, or
+  reference. With `config.eval.lpips_weights` (converted LPIPS-alex v0.1
+  weights) every setting also gets 'lpips', on the same 8-bit images (as
+  [0, 1], normalize=True; not for images smaller than AlexNet's 31 px, e.g.
+  a small interior crop); without it LPIPS is omitted. The aligner is `config.eval.aligner` ('' = the training one, or
   'pyramid' for the 'none' ablation). Writes results.json, results.md and
   grid.png (input demosaic, GCM output, y_hat, GT, true GT if any).
   Returns flat scalars '<setting>/<metric>'.
@@ -687,6 +724,9 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
   forward, align = _eval_functions(config)
   params = jax.tree.map(jnp.asarray, state['params'])
   pwc = state.get('frozen', {}).get('pwc')
+  lpips_path = _lpips_weights(config)
+  lpips_params = _load_lpips(lpips_path) if lpips_path else None
+  lpips_min_size = models.lpips.MIN_SIZE
   folder = 'test' if config.eval.split in ('test', 'val') else 'train'
   scores: dict[str, dict[str, list[float]]] = {}
   grid = []
@@ -713,7 +753,9 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
         pairs['true_aligned_interior'] = (out8[:, b:-b, b:-b],
                                           _to8(true)[:, b:-b, b:-b])
     for setting, (a, b) in pairs.items():
-      values = _scores(a, b)
+      values = dict(_scores(a, b))
+      if lpips_params is not None and min(a.shape[1:3]) >= lpips_min_size:
+        values['lpips'] = _lpips_scores(lpips_params, a, b)
       for metric, value in values.items():
         scores.setdefault(setting, {}).setdefault(metric, []).append(
             float(value[0]))
@@ -725,7 +767,8 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
   results = {'dataset': str(root), 'split': config.eval.split,
              'step': int(np.asarray(state['step'])), 'num_images': len(keys),
              'train_aligner': config.align.method,
-             'eval_aligner': _eval_aligner(config), 'settings': {}}
+             'eval_aligner': _eval_aligner(config),
+             'lpips_weights': lpips_path or None, 'settings': {}}
   flat = {}
   for setting, values in scores.items():
     row = {m: float(np.mean(v)) for m, v in values.items()}
@@ -735,14 +778,25 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
+    if lpips_params is not None:
+      note = 'LPIPS: AlexNet v0.1 (lower is better).'
+      header = ['| GT | PSNR | SSIM | LPIPS |', '|---|---|---|---|']
+    else:
+      note = ('LPIPS not computed: convert the weights with '
+              f'`{_CONVERT_LPIPS}` and set `config.eval.lpips_weights`.')
+      header = ['| GT | PSNR | SSIM |', '|---|---|---|']
     lines = [f'# LiteISPNet on {root.name} ({config.eval.split}, '
              f'{len(keys)} images, step {results["step"]})', '',
              f'Trained with aligner `{config.align.method}`; evaluation '
-             f'aligner `{results["eval_aligner"]}`. 8-bit outputs; LPIPS not '
-             'computed.', '', '| GT | PSNR | SSIM |', '|---|---|---|']
+             f'aligner `{results["eval_aligner"]}`. 8-bit outputs. {note}',
+             '', *header]
     for setting, row in results['settings'].items():
-      lines.append(f'| {_SETTINGS[setting]} | {row["psnr"]:.2f} | '
-                   f'{row["ssim"]:.4f} |')
+      cells = (f'| {_SETTINGS[setting]} | {row["psnr"]:.2f} | '
+               f'{row["ssim"]:.4f} |')
+      if lpips_params is not None:
+        cells += (f' {row["lpips"]:.4f} |' if 'lpips' in row else
+                  f' – (< {lpips_min_size} px) |')
+      lines.append(cells)
     (workdir / 'results.md').write_text('\n'.join(lines) + '\n')
     if grid:
       loop_lib.write_image_rows(workdir / 'grid.png', grid)
