@@ -2,7 +2,7 @@
 
 from rawjax.io.dng import write_dng
 from rawjax.io.image import read_image, write_image
-from rawjax.io.staging import staged_directory
+from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.io.raw import (
     DngTags, RawImage, RawReadError,
     camera_to_srgb_from_xyz_to_camera, read_raw)
@@ -10,5 +10,5 @@ from rawjax.io.raw import (
 __all__ = [
     'DngTags', 'RawImage', 'RawReadError',
     'camera_to_srgb_from_xyz_to_camera', 'read_image', 'read_raw',
-    'staged_directory', 'write_dng', 'write_image',
+    'datasets_cache', 'staged_directory', 'write_dng', 'write_image',
 ]

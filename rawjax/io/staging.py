@@ -9,7 +9,9 @@ import shutil
 import uuid
 from collections.abc import Iterator
 
-__all__ = ['staged_directory']
+__all__ = ['DEFAULT_CACHE', 'datasets_cache', 'staged_directory']
+
+DEFAULT_CACHE = '~/.cache/rawjax'
 
 
 @contextlib.contextmanager
@@ -37,3 +39,13 @@ def staged_directory(final: str | os.PathLike[str], *,
   finally:
     if staging.exists():
       shutil.rmtree(staging, ignore_errors=True)
+
+
+def datasets_cache(cache_dir: str = '') -> pathlib.Path:
+  """Where generated and prepared datasets live: `<cache>/datasets`.
+
+  `cache_dir` (a config's `data.cache_dir`) if given, else
+  `$RAWJAX_DATA_DIR`, else ~/.cache/rawjax.
+  """
+  cache = cache_dir or os.environ.get('RAWJAX_DATA_DIR') or DEFAULT_CACHE
+  return pathlib.Path(cache).expanduser() / 'datasets'

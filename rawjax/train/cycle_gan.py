@@ -592,12 +592,8 @@ def _markdown(results: Mapping[str, Any]) -> str:
   for method in dirs[first]['rows']:
     cells = [_LABELS.get(method, method)]
     for t in dirs:
-      row = dirs[t]['rows'][method]
-      for k in _METRICS:
-        text = f'{row[k]:.{digits[k]}f}'
-        if row.get(f'{k}_std') is not None:
-          text += f' +- {row[f"{k}_std"]:.{digits[k]}f}'
-        cells.append(text)
+      cells += raw2raw_semi.metric_cells(dirs[t]['rows'][method], _METRICS,
+                                         digits)
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 

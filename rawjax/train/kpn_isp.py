@@ -56,7 +56,7 @@ from rawjax.data.datasets import _layout
 from rawjax.isp import cfa, color
 from rawjax.isp import pipeline as isp_pipeline
 from rawjax.isp.metadata import RawMetadata
-from rawjax.io.staging import staged_directory
+from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.train import method as method_lib
 from rawjax.train import raw2raw_semi
 from rawjax.train import state as state_lib
@@ -69,7 +69,6 @@ __all__ = [
 
 AXIS_NAME = 'batch'
 _METRICS = ('psnr', 'ssim', 'delta_e2000')
-_DEFAULT_CACHE = '~/.cache/rawjax'
 _META_KEYS = ('pattern', 'wb_gains', 'cam_to_srgb')
 
 
@@ -263,8 +262,7 @@ def dataset_root(config) -> pathlib.Path:
   data = config.data
   if data.root:
     return pathlib.Path(data.root).expanduser()
-  cache = pathlib.Path(data.cache_dir or os.environ.get('RAWJAX_DATA_DIR') or
-                       _DEFAULT_CACHE).expanduser() / 'datasets'
+  cache = datasets_cache(data.cache_dir)
   s = data.synthetic
   source = raw2raw_semi.ensure_synthetic(
       cache, num_scenes=s.num_scenes, seed=s.seed, height=s.height,

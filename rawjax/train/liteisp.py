@@ -59,7 +59,7 @@ from rawjax.data.datasets import zrr
 from rawjax.isp import cfa, demosaic
 from rawjax.isp.warp import backward_warp
 from rawjax.models import tiling
-from rawjax.io.staging import staged_directory
+from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
@@ -73,7 +73,6 @@ __all__ = [
 
 AXIS_NAME = 'batch'
 ALIGNERS = ('pyramid', 'pwcnet', 'none')
-_DEFAULT_CACHE = '~/.cache/rawjax'
 _CONVERT_VGG = ('python -m rawjax.convert vgg19 vgg19-dcbb9e9d.pth '
                 'vgg19.npz  (torchvision\'s vgg19 state dict)')
 _CONVERT_LPIPS = ('python -m rawjax.convert lpips alexnet-owt-7be5be79.pth '
@@ -287,11 +286,9 @@ def dataset_root(config) -> pathlib.Path:
   data = config.data
   if data.root:
     return pathlib.Path(data.root).expanduser()
-  cache = (data.cache_dir or os.environ.get('RAWJAX_DATA_DIR') or
-           _DEFAULT_CACHE)
   s = data.synthetic
   return ensure_synthetic_zrr(
-      pathlib.Path(cache).expanduser() / 'datasets', num_train=s.num_train,
+      datasets_cache(data.cache_dir), num_train=s.num_train,
       num_test=s.num_test, seed=s.seed, size=s.size, max_shift=s.max_shift,
       preset=s.preset, progress=jax.process_index() == 0)
 

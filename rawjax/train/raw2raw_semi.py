@@ -57,7 +57,7 @@ from rawjax import baselines, losses, metrics, models
 from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
-from rawjax.io.staging import staged_directory
+from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.train import loop as loop_lib
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
@@ -74,7 +74,6 @@ AXIS_NAME = 'batch'
 DIRECTIONS = (('a_to_b', 0, 1), ('b_to_a', 1, 0))
 _CAMERA_KEYS = ('camera_a', 'camera_b')
 _METRICS = ('psnr', 'ssim', 'mae', 'delta_e2000')
-_DEFAULT_CACHE = '~/.cache/rawjax'
 
 
 # --- configuration ---------------------------------------------------------------
@@ -191,11 +190,9 @@ def dataset_root(config) -> pathlib.Path:
   data = config.data
   if data.root:
     return pathlib.Path(data.root).expanduser()
-  cache = (data.cache_dir or os.environ.get('RAWJAX_DATA_DIR') or
-           _DEFAULT_CACHE)
   s = data.synthetic
   return ensure_synthetic(
-      pathlib.Path(cache).expanduser() / 'datasets', num_scenes=s.num_scenes,
+      datasets_cache(data.cache_dir), num_scenes=s.num_scenes,
       seed=s.seed, height=s.height, width=s.width, preset=s.preset,
       progress=jax.process_index() == 0)
 
@@ -668,6 +665,18 @@ _LABELS = {
 }
 
 
+def metric_cells(row: Mapping[str, Any], keys: Sequence[str],
+                 digits: Mapping[str, int]) -> list[str]:
+  """Table cells of one results row: 'mean' or 'mean +- std' per metric."""
+  cells = []
+  for k in keys:
+    text = f'{row[k]:.{digits[k]}f}'
+    if row.get(f'{k}_std') is not None:
+      text += f' +- {row[f"{k}_std"]:.{digits[k]}f}'
+    cells.append(text)
+  return cells
+
+
 def _markdown(results: Mapping[str, Any]) -> str:
   directions = results['directions']
   tags = list(directions)
@@ -684,12 +693,7 @@ def _markdown(results: Mapping[str, Any]) -> str:
   for method in directions[tags[0]]['rows']:
     cells = [_LABELS.get(method, method)]
     for t in tags:
-      row = directions[t]['rows'][method]
-      for k in _METRICS:
-        text = f'{row[k]:.{digits[k]}f}'
-        if row.get(f'{k}_std') is not None:
-          text += f' +- {row[f"{k}_std"]:.{digits[k]}f}'
-        cells.append(text)
+      cells += metric_cells(directions[t]['rows'][method], _METRICS, digits)
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 

@@ -75,7 +75,7 @@ from rawjax.data import pipeline as pipeline_lib
 from rawjax.isp import color, noise as noise_lib, pqdynamic
 from rawjax.isp.unprocess import unprocess as upi_unprocess
 from rawjax.models import pqdynamic_net
-from rawjax.io.staging import staged_directory
+from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
@@ -101,7 +101,6 @@ TASKS = ('isp', 'enhance')
 UNIT_SLICES = {'cc': (0, 9), 'ga': (9, 18), 'gm': (18, 27), 'cs': (27, 36),
                'itm': (36, 45)}
 _SPLITS = ('labelled', 'unlabelled', 'test')
-_DEFAULT_CACHE = '~/.cache/rawjax'
 _SCALE = 65535.0
 
 
@@ -446,13 +445,11 @@ def dataset_root(config) -> pathlib.Path:
           'dataset.json); convert FiveK / LoL once with rawjax.train.semiisp.'
           'prepare_fivek / prepare_lol.')
     return root
-  cache = (data.cache_dir or os.environ.get('RAWJAX_DATA_DIR') or
-           _DEFAULT_CACHE)
   s = data.synthetic
   name = (f'semiisp-{config.task}-l{s.num_labelled}-u{s.num_unlabelled}-'
           f't{s.num_test}-s{s.seed}-{s.height}x{s.width}')
   return prepare_synthetic(
-      pathlib.Path(cache).expanduser() / 'datasets' / name, task=config.task,
+      datasets_cache(data.cache_dir) / name, task=config.task,
       num_labelled=s.num_labelled, num_unlabelled=s.num_unlabelled,
       num_test=s.num_test, seed=s.seed, height=s.height, width=s.width,
       progress=jax.process_index() == 0)
