@@ -41,11 +41,11 @@ def staged_directory(final: str | os.PathLike[str], *,
       shutil.rmtree(staging, ignore_errors=True)
 
 
-def datasets_cache(cache_dir: str = '') -> pathlib.Path:
+def datasets_cache(cache_dir: str | os.PathLike[str]) -> pathlib.Path:
   """Where generated and prepared datasets live: `<cache>/datasets`.
 
-  `cache_dir` (a config's `data.cache_dir`) if given, else
-  `$RAWJAX_DATA_DIR`, else ~/.cache/rawjax.
+  `<cache>` is `cache_dir` (a config's `data.cache_dir`) unless it is '',
+  else `$RAWJAX_DATA_DIR`, else ~/.cache/rawjax.
   """
   cache = cache_dir or os.environ.get('RAWJAX_DATA_DIR') or DEFAULT_CACHE
   return pathlib.Path(cache).expanduser() / 'datasets'

@@ -46,6 +46,7 @@ import pathlib
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -223,7 +224,12 @@ class MetricWriter:
     self._jsonl = open(logdir / 'metrics.jsonl', 'a', encoding='utf-8')
     if tensorboard:
       import tensorboardX  # pylint: disable=g-import-not-at-top
-      self._tb = tensorboardX.SummaryWriter(logdir=str(logdir / 'tensorboard'))
+      # Event files are named by the second they are opened in: two writers
+      # opened in one second (a run resumed at once, a second evaluation)
+      # would share a name and the second would truncate the first.
+      self._tb = tensorboardX.SummaryWriter(
+          logdir=str(logdir / 'tensorboard'),
+          filename_suffix=f'.{os.getpid()}.{uuid.uuid4().hex[:8]}')
 
   def scalars(self, step: int, values: Mapping[str, Any]) -> None:
     if not self.enabled:

@@ -276,6 +276,17 @@ def test_checkpointer_restores_optimizer_states(tmp_path):
 # --- outputs ------------------------------------------------------------------
 
 
+def test_writers_opened_in_one_second_keep_their_events(tmp_path):
+  # Event files are named by the second they are opened in; a run resumed
+  # at once must not truncate the first run's file.
+  for step in (1, 2):
+    writer = train.MetricWriter(tmp_path)
+    writer.scalars(step, {'train/loss': float(step)})
+    writer.close()
+  assert read_scalar_events(tmp_path / 'tensorboard')['train/loss'] == {
+      1: 1.0, 2: 2.0}
+
+
 def test_tensorboard_and_json_logs_agree(nan_run):
   _, workdir, _ = nan_run
   events = read_scalar_events(workdir / 'tensorboard')
