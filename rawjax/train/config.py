@@ -29,12 +29,12 @@ import importlib.util
 import os
 import pathlib
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
 
-__all__ = ['BASE_SECTIONS', 'PARALLEL_MODES', 'base_config',
+__all__ = ['BASE_SECTIONS', 'PARALLEL_MODES', 'base_config', 'check_choice',
            'load_config_module', 'validate_config']
 
 PARALLEL_MODES = ('pmap', 'shard_map')
@@ -72,6 +72,13 @@ _SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
 }
 
 BASE_SECTIONS = tuple(_SCHEMA)
+
+
+def check_choice(value: Any, options: Sequence[Any], key: str) -> None:
+  """Raises ValueError naming `config.<key>` unless `value` is an option."""
+  if value not in tuple(options):
+    raise ValueError(f'config.{key} must be one of {tuple(options)}, got '
+                     f'{value!r}.')
 
 
 def load_config_module(path: str | os.PathLike[str]) -> types.ModuleType:

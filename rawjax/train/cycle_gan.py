@@ -73,6 +73,7 @@ from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
 from rawjax.models import cstpp
 from rawjax.train import loop as loop_lib
+from rawjax.train.config import check_choice
 from rawjax.train import method as method_lib
 from rawjax.train import raw2raw_semi
 from rawjax.train import state as state_lib
@@ -104,15 +105,9 @@ def _check_config(config) -> None:
       raise ValueError(f'config has no {section!r} section; start from '
                        'configs/raw2raw_cstpp.py.')
   m = config.model
-  if m.sharing not in cstpp.SHARING_MODES:
-    raise ValueError(f'config.model.sharing must be one of '
-                     f'{cstpp.SHARING_MODES}, got {m.sharing!r}.')
-  if m.discriminator not in ('official', 'patchgan'):
-    raise ValueError("config.model.discriminator must be 'official' or "
-                     f"'patchgan', got {m.discriminator!r}.")
-  if config.optim.clip not in ('per_network', 'union'):
-    raise ValueError("config.optim.clip must be 'per_network' or 'union', "
-                     f'got {config.optim.clip!r}.')
+  check_choice(m.sharing, cstpp.SHARING_MODES, 'model.sharing')
+  check_choice(m.discriminator, ('official', 'patchgan'), 'model.discriminator')
+  check_choice(config.optim.clip, ('per_network', 'union'), 'optim.clip')
   data = config.data
   multiple = 32 * m.downsample
   if data.patch_size % multiple or data.patch_size < 32:

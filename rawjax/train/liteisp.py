@@ -61,6 +61,7 @@ from rawjax.isp.warp import backward_warp
 from rawjax.models import tiling
 from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.train import loop as loop_lib
+from rawjax.train.config import check_choice
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 
@@ -88,16 +89,10 @@ def _check_config(config) -> None:
     if section not in config:
       raise ValueError(f'config has no {section!r} section; start from '
                        'configs/liteisp_zrr.py.')
-  if config.align.padding not in ('zeros', 'border'):
-    raise ValueError("config.align.padding must be 'zeros' (the reference) "
-                     f"or 'border', got {config.align.padding!r}.")
-  if config.align.method not in ALIGNERS:
-    raise ValueError(f'config.align.method must be one of {ALIGNERS}, got '
-                     f'{config.align.method!r}.')
+  check_choice(config.align.padding, ('zeros', 'border'), 'align.padding')
+  check_choice(config.align.method, ALIGNERS, 'align.method')
   eval_aligner = _eval_aligner(config)
-  if eval_aligner not in ('pyramid', 'pwcnet'):
-    raise ValueError("config.eval.aligner must be '', 'pyramid' or 'pwcnet', "
-                     f'got {config.eval.aligner!r}.')
+  check_choice(config.eval.aligner, ('', 'pyramid', 'pwcnet'), 'eval.aligner')
   if 'pwcnet' in (config.align.method, eval_aligner) and not (
       config.align.weights):
     raise ValueError("the 'pwcnet' aligner needs converted PWC-Net weights: "

@@ -59,6 +59,7 @@ from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.isp import color
 from rawjax.io.staging import datasets_cache, staged_directory
 from rawjax.train import loop as loop_lib
+from rawjax.train.config import check_choice
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 
@@ -97,22 +98,15 @@ def _check_config(config) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f'config.data.{key} must be an int >= 1, got '
                        f'{value!r}.')
-  if config.loss.reduction not in losses.REDUCTIONS:
-    raise ValueError(f'config.loss.reduction must be one of '
-                     f'{losses.REDUCTIONS}, got {config.loss.reduction!r}.')
+  check_choice(config.loss.reduction, losses.REDUCTIONS, 'loss.reduction')
   weights = [config.loss[k] for k in ('reconstruction', 'anchor', 'mapping')]
   if any(w < 0 for w in weights) or not any(weights):
     raise ValueError('config.loss.{reconstruction,anchor,mapping} must be '
                      f'>= 0 and not all 0, got {weights}.')
-  if config.model_init not in ('independent', 'shared'):
-    raise ValueError("config.model_init must be 'independent' or 'shared', "
-                     f'got {config.model_init!r}.')
-  if config.eval.calibration not in ('chart', 'pixels'):
-    raise ValueError("config.eval.calibration must be 'chart' or 'pixels', "
-                     f'got {config.eval.calibration!r}.')
-  if config.eval.delta_e not in ('auto', 'metadata', 'srgb'):
-    raise ValueError("config.eval.delta_e must be 'auto', 'metadata' or "
-                     f"'srgb', got {config.eval.delta_e!r}.")
+  check_choice(config.model_init, ('independent', 'shared'), 'model_init')
+  check_choice(config.eval.calibration, ('chart', 'pixels'), 'eval.calibration')
+  check_choice(config.eval.delta_e, ('auto', 'metadata', 'srgb'),
+               'eval.delta_e')
 
 
 def _loss_weights(config) -> dict[str, float]:

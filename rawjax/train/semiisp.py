@@ -76,6 +76,7 @@ from rawjax.isp import color, noise as noise_lib, pqdynamic
 from rawjax.isp.unprocess import unprocess as upi_unprocess
 from rawjax.models import pqdynamic_net
 from rawjax.io.staging import datasets_cache, staged_directory
+from rawjax.train.config import check_choice
 from rawjax.train import method as method_lib
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
@@ -107,26 +108,21 @@ _SCALE = 65535.0
 # --- configuration ------------------------------------------------------------
 
 
-def _choice(value, options, key):
-  if value not in options:
-    raise ValueError(f'config.{key} must be one of {options}, got {value!r}.')
-
-
 def _check_config(config) -> None:
   for section in ('model', 'isp_model', 'data', 'isp', 'pseudo', 'semi',
                   'supervised', 'eval'):
     if section not in config:
       raise ValueError(f'config has no {section!r} section; start from '
                        'configs/semiisp_fivek.py.')
-  _choice(config.phase, PHASES, 'phase')
-  _choice(config.task, TASKS, 'task')
-  _choice(config.pseudo.generator, GENERATORS, 'pseudo.generator')
-  _choice(config.pseudo.sampling, SAMPLINGS, 'pseudo.sampling')
-  _choice(config.pseudo.inverse_variant, pqdynamic_net.VARIANTS,
+  check_choice(config.phase, PHASES, 'phase')
+  check_choice(config.task, TASKS, 'task')
+  check_choice(config.pseudo.generator, GENERATORS, 'pseudo.generator')
+  check_choice(config.pseudo.sampling, SAMPLINGS, 'pseudo.sampling')
+  check_choice(config.pseudo.inverse_variant, pqdynamic_net.VARIANTS,
           'pseudo.inverse_variant')
-  _choice(config.isp.loss, ('mse', 'l1_multiscale'), 'isp.loss')
+  check_choice(config.isp.loss, ('mse', 'l1_multiscale'), 'isp.loss')
   for section in ('semi', 'supervised'):
-    _choice(config[section].loss, ('mse', 'mse_ssim', 'l1'),
+    check_choice(config[section].loss, ('mse', 'mse_ssim', 'l1'),
             f'{section}.loss')
   if config.task == 'enhance' and config.pseudo.generator == 'upi':
     raise ValueError("config.pseudo.generator='upi' makes raw images from "
@@ -154,7 +150,7 @@ def phase_config(config, phase: str, **changes: Any):
   'supervised'); keyword `changes` are dotted keys, e.g.
   `**{'supervised.init_from': path}`.
   """
-  _choice(phase, PHASES, 'phase')
+  check_choice(phase, PHASES, 'phase')
   new = copy.deepcopy(config)
   with new.unlocked():
     new.phase = phase
@@ -458,7 +454,7 @@ def dataset_root(config) -> pathlib.Path:
 def load_split(root: str | os.PathLike[str], split: str, *,
                limit: int = 0) -> dict[str, np.ndarray]:
   """{'raw', 'srgb'} (or {'srgb'} for 'unlabelled') uint16 memory maps."""
-  _choice(split, _SPLITS, 'split')
+  check_choice(split, _SPLITS, 'split')
   root = pathlib.Path(root)
   fields = ('srgb',) if split == 'unlabelled' else ('raw', 'srgb')
   out = {}
