@@ -23,7 +23,7 @@ sharing, the head) is the paper's.
 Options: model.sharing ('code' | 'paper' | 'none'), model.kernel
 ('cstpp14' | 'cstpp14_code' | ...), model.in_channels (3 = RGB variant,
 10 terms), model.discriminator ('official' | 'patchgan'),
-model.downsample (M), optim.clip ('per_network' | 'union'),
+model.downsample (M), model.transform ('patch' | 'global'), optim.clip ('per_network' | 'union'),
 data.quantize_8bit.
 """
 
@@ -54,6 +54,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       sync_batch_norm=True,   # BN statistics over the global batch
       discriminator='official',  # or 'patchgan' (CycleGAN 70x70)
       discriminator_features=64,
+      transform='patch',      # 'global': one parameter set per image (the
+                              # spatially uniform comparison of Table 2)
   ))
 
   config.data = ml_collections.ConfigDict(dict(

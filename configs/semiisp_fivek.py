@@ -99,7 +99,14 @@ def base(task: str = 'isp') -> ml_collections.ConfigDict:
       usq=True,                  # sRGB quality update
       inverse_variant='global',  # the final f_ISP^-1: 'global' or 'local'
       noise=False,               # eq. 15 (when the target must denoise)
-      shot_max=0.01, read_max=0.0002,
+      # Noise levels per image: 'semiisp' (eq. 15: shot ~ U(0, shot_max),
+      # read ~ U(0, read_max)) or 'upi' (log-uniform shot over shot_range,
+      # log-linear read; the simulator's camera model).
+      noise_levels='semiisp',
+      shot_max=0.01, read_max=0.0002, shot_range=(1e-4, 0.012),
+      # The target's input is camera RGB on the Bayer-cell grid whose G is
+      # the mean of the two greens, so its G noise variance is half of R's.
+      averaged_greens=True,
       # The inverse tables inside the jitted step are compile-time
       # constants: a coarse grid refined by Newton steps (docs/semiisp.md).
       lut_shape=(24, 16, 16, 128), newton_steps=2,

@@ -65,7 +65,8 @@ from rawjax.models import conformer, layers
 
 __all__ = [
     'CSTPPGenerator', 'DIRECTIONS', 'GlobalDiscriminator',
-    'PatchDiscriminator', 'SHARING_MODES', 'apply_residual_polynomial',
+    'PatchDiscriminator', 'SHARING_MODES', 'TRANSFORMS',
+    'apply_residual_polynomial',
     'bilinear_downsample', 'interpolation_matrix', 'is_per_direction',
     'merge_params', 'pad_to_multiple', 'split_params',
     'upsample_align_corners',
@@ -201,6 +202,8 @@ def apply_residual_polynomial(x: ArrayLike, weights: ArrayLike, *,
 
 # --- generator ------------------------------------------------------------------
 
+TRANSFORMS = ('patch', 'global')
+
 
 class CSTPPGenerator(nn.Module):
   """Conformer + CSTPP head: one direction's raw-to-raw generator.
@@ -215,6 +218,9 @@ class CSTPPGenerator(nn.Module):
     depth, num_heads, mlp_ratio, qkv_bias: the backbone
       (`rawjax.models.conformer.ConformerBackbone`); defaults are CSTPP's.
     bn_axis_name: synchronous BatchNorm axis in training (None: per call).
+    transform: 'patch' (CSTPP: one parameter set per token, upsampled) or
+      'global' (the token sets averaged into one per image: a spatially
+      uniform transform, the Chai et al.-style comparison of Table 2).
 
   `__call__(x, *, train=False)`: x (B, H, W, C) in [0, 1], any H, W;
   returns (B, H, W, C), unclipped. With train=True, call `apply` with
@@ -233,6 +239,7 @@ class CSTPPGenerator(nn.Module):
   mlp_ratio: float = 4.0
   qkv_bias: bool = False
   bn_axis_name: str | None = None
+  transform: str = 'patch'
 
   @property
   def kernel_name(self) -> str:
@@ -253,6 +260,9 @@ class CSTPPGenerator(nn.Module):
     if not isinstance(self.downsample, int) or self.downsample < 1:
       raise ValueError(f'{fn}: downsample must be an int >= 1, got '
                        f'{self.downsample!r}.')
+    if self.transform not in TRANSFORMS:
+      raise ValueError(f'{fn}: transform must be one of {TRANSFORMS}, got '
+                       f'{self.transform!r}.')
     num_terms = self.num_terms
     h, w = x.shape[1:3]
     image = pad_to_multiple(x, 2 * self.patch_size * self.downsample)
@@ -266,8 +276,12 @@ class CSTPPGenerator(nn.Module):
     tokens = nn.LayerNorm(epsilon=1e-5, name='trans_norm')(tokens)
     head = _Head(self.embed_dim, self.in_channels * num_terms, name='head')
     params = head(tokens)  # (B, h, w, C * T), official layout c * T + k
-    params = upsample_align_corners(params,
-                                    self.patch_size * self.downsample)
+    if self.transform == 'global':
+      params = jnp.broadcast_to(params.mean(axis=(1, 2), keepdims=True),
+                                (*image.shape[:3], params.shape[-1]))
+    else:
+      params = upsample_align_corners(params,
+                                      self.patch_size * self.downsample)
     params = params.reshape(*params.shape[:-1], self.in_channels, num_terms)
     y = apply_residual_polynomial(image, params, kernel=self.kernel_name)
     return y[:, :h, :w]

@@ -107,6 +107,7 @@ def _check_config(config) -> None:
   m = config.model
   check_choice(m.sharing, cstpp.SHARING_MODES, 'model.sharing')
   check_choice(m.discriminator, ('official', 'patchgan'), 'model.discriminator')
+  check_choice(m.transform, cstpp.TRANSFORMS, 'model.transform')
   check_choice(config.optim.clip, ('per_network', 'union'), 'optim.clip')
   data = config.data
   multiple = 32 * m.downsample
@@ -129,7 +130,7 @@ def generator_model(config, *, train_axis: str | None = None,
       base_channels=m.base_channels, channel_ratio=m.channel_ratio,
       stem_channels=m.stem_channels, embed_dim=m.embed_dim, depth=m.depth,
       num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, qkv_bias=m.qkv_bias,
-      bn_axis_name=train_axis)
+      bn_axis_name=train_axis, transform=m.transform)
 
 
 def discriminator_model(config):

@@ -96,6 +96,7 @@ AXIS_NAME = 'batch'
 PHASES = ('isp', 'semi', 'supervised')
 GENERATORS = ('one_to_many', 'deterministic', 'upi')
 SAMPLINGS = ('isp_unit', 'function_unit')
+NOISE_LEVELS = ('semiisp', 'upi')
 TASKS = ('isp', 'enhance')
 # Slices of the unconstrained parameter vector per function unit
 # (`pqdynamic.params_from_unconstrained`'s layout).
@@ -118,6 +119,8 @@ def _check_config(config) -> None:
   check_choice(config.task, TASKS, 'task')
   check_choice(config.pseudo.generator, GENERATORS, 'pseudo.generator')
   check_choice(config.pseudo.sampling, SAMPLINGS, 'pseudo.sampling')
+  check_choice(config.pseudo.noise_levels, NOISE_LEVELS,
+               'pseudo.noise_levels')
   check_choice(config.pseudo.inverse_variant, pqdynamic_net.VARIANTS,
           'pseudo.inverse_variant')
   check_choice(config.isp.loss, ('mse', 'l1_multiscale'), 'isp.loss')
@@ -644,6 +647,32 @@ def pseudo_raw(model: pqdynamic_net.PQDynamicNet, srgb: jax.Array,
                                per_pixel=model.variant == 'local')
 
 
+def add_pseudo_noise(config, level_key: jax.Array, noise_key: jax.Array,
+                     raw: jax.Array) -> jax.Array:
+  """Shot + read noise on clean (n, H, W, 3) pseudo-RAW (eq. 15, unclipped).
+
+  Levels per image from `pseudo.noise_levels`: 'semiisp' (eq. 15's uniform
+  ranges) or 'upi' (UPI's log-uniform shot over `pseudo.shot_range` with
+  log-linear read, the simulator's model). With `pseudo.averaged_greens`
+  the G channel gets half the variance: it stands for the mean of the two
+  green sites of a Bayer cell, each noisy at the full level.
+  """
+  pseudo = config.pseudo
+  n = raw.shape[0]
+  if pseudo.noise_levels == 'upi':
+    levels = noise_lib.random_noise_levels(
+        level_key, shape=(n,), shot_range=tuple(pseudo.shot_range))
+  else:
+    levels = noise_lib.random_semiisp_noise_levels(
+        level_key, shape=(n,), shot_max=pseudo.shot_max,
+        read_max=pseudo.read_max)
+  scale = (jnp.array([1.0, 0.5, 1.0], raw.dtype) if pseudo.averaged_greens
+           else jnp.ones((3,), raw.dtype))
+  shot = levels.shot[:, None, None, None] * scale
+  read = levels.read[:, None, None, None] * scale
+  return noise_lib.add_noise(noise_key, raw, shot, read)
+
+
 def generate_pseudo_pairs(config, isp_state: Mapping[str, Any],
                           srgb: jax.Array, key: jax.Array, *,
                           luts: pqdynamic.InverseLUTs | None
@@ -695,11 +724,7 @@ def generate_pseudo_pairs(config, isp_state: Mapping[str, Any],
                     draw(keys[1], final_variant, pseudo.sampling), luts,
                     pseudo.newton_steps)
   if pseudo.noise:
-    levels = noise_lib.random_semiisp_noise_levels(
-        keys[2], shape=(n,), shot_max=pseudo.shot_max,
-        read_max=pseudo.read_max)
-    raw = jnp.clip(noise_lib.add_noise(keys[3], raw, levels.shot,
-                                       levels.read), 0.0, 1.0)
+    raw = jnp.clip(add_pseudo_noise(config, keys[2], keys[3], raw), 0.0, 1.0)
   return jax.lax.stop_gradient(raw), jax.lax.stop_gradient(target)
 
 

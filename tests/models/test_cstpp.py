@@ -150,6 +150,23 @@ def test_generator_is_a_residual_per_token_polynomial(tiny):
     model.apply(variables, x[..., :3])
 
 
+def test_global_transform_applies_the_mean_token_set(tiny):
+  model, variables = tiny
+  uniform = model.clone(transform='global')
+  rng = np.random.default_rng(4)
+  x = rng.uniform(0, 1, (2, 64, 64, 4)).astype(np.float32)
+  # The head's output per token, from the patch-wise model's intermediates.
+  _, state = model.apply(variables, x, capture_intermediates=True)
+  tokens = state['intermediates']['head']['__call__'][0]
+  mean_set = np.asarray(tokens).mean(axis=(1, 2)).reshape(2, 4, 14)
+  expected = x + np.einsum('bhwk,bck->bhwc', _phi_reference(x, 'cstpp14'),
+                           mean_set)
+  out = jax.jit(uniform.apply)(variables, x)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match='transform must be one of'):
+    model.clone(transform='pixel').apply(variables, x)
+
+
 def test_sharing_modes_split_the_tree():
   model = cstpp.CSTPPGenerator(**TINY)
   params = _shapes(model, (1, 32, 32, 4), train=False)['params']

@@ -10,6 +10,7 @@ import pytest
 from skimage.measure import block_reduce
 
 from rawjax import losses
+from rawjax.isp import noise as noise_lib
 from rawjax.isp import pqdynamic
 from rawjax.train import loop, parallel as parallel_lib, semiisp
 from rawjax.train import state as state_lib
@@ -175,6 +176,35 @@ def test_deterministic_generator_is_one_to_one(luts):
   np.testing.assert_allclose(
       raw_a, semiisp.pseudo_raw(model, srgb, mean, luts, newton_steps=2),
       atol=1e-6)
+
+
+@pytest.mark.parametrize('noise_levels', ['semiisp', 'upi'])
+@pytest.mark.parametrize('averaged_greens', [True, False])
+def test_pseudo_noise_variance(noise_levels, averaged_greens):
+  """Eq. 15 per image; G at half the variance when it is a two-site mean."""
+  config = _load_config('semiisp_fivek', 'quick,semi')
+  with config.unlocked():
+    config.pseudo.update(dict(noise_levels=noise_levels,
+                              averaged_greens=averaged_greens))
+  clean = jnp.full((2, 256, 256, 3), 0.25, jnp.float32)
+  level_key, noise_key = jax.random.split(jax.random.PRNGKey(3))
+  noisy = jax.jit(functools.partial(semiisp.add_pseudo_noise, config))(
+      level_key, noise_key, clean)
+  if noise_levels == 'upi':
+    levels = noise_lib.random_noise_levels(
+        level_key, shape=(2,), shot_range=tuple(config.pseudo.shot_range))
+  else:
+    levels = noise_lib.random_semiisp_noise_levels(
+        level_key, shape=(2,), shot_max=config.pseudo.shot_max,
+        read_max=config.pseudo.read_max)
+  expected = np.asarray(levels.shot)[:, None] * 0.25 + np.asarray(
+      levels.read)[:, None] * np.ones((1, 3))
+  if averaged_greens:
+    expected = expected * np.array([1.0, 0.5, 1.0])
+  variance = np.asarray(jnp.var(noisy - clean, axis=(1, 2)))
+  # 65,536 samples per channel: the sample variance's relative standard
+  # error is 0.55 %, so 3 % is beyond 5 sigma.
+  np.testing.assert_allclose(variance, expected, rtol=0.03)
 
 
 # --- one step per config variant (4 devices) ----------------------------------
