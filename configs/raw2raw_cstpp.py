@@ -23,8 +23,8 @@ sharing, the head) is the paper's.
 Options: model.sharing ('code' | 'paper' | 'none'), model.kernel
 ('cstpp14' | 'cstpp14_code' | ...), model.in_channels (3 = RGB variant,
 10 terms), model.discriminator ('official' | 'patchgan'),
-model.downsample (M), model.transform ('patch' | 'global'), optim.clip ('per_network' | 'union'),
-data.quantize_8bit.
+model.downsample (M), model.transform ('patch' | 'global'),
+optim.clip ('per_network' | 'union'), data.quantize_8bit.
 """
 
 import ml_collections

@@ -144,6 +144,13 @@ def _check_config(config) -> None:
                      f'{config.isp.batch}).')
   if config.semi.beta <= 0:
     raise ValueError(f'config.semi.beta must be > 0, got {config.semi.beta}.')
+  low, high = config.pseudo.shot_range
+  if not 0.0 < low < high:
+    raise ValueError('config.pseudo.shot_range must satisfy 0 < low < high, '
+                     f'got {tuple(config.pseudo.shot_range)}.')
+  if config.pseudo.shot_max < 0 or config.pseudo.read_max < 0:
+    raise ValueError('config.pseudo.shot_max and read_max must be >= 0, got '
+                     f'{config.pseudo.shot_max} and {config.pseudo.read_max}.')
 
 
 def phase_config(config, phase: str, **changes: Any):
@@ -657,6 +664,9 @@ def add_pseudo_noise(config, level_key: jax.Array, noise_key: jax.Array,
   the G channel gets half the variance: it stands for the mean of the two
   green sites of a Bayer cell, each noisy at the full level.
   """
+  if raw.ndim != 4 or raw.shape[-1] != 3:
+    raise ValueError('add_pseudo_noise: expected (n, H, W, 3) pseudo-RAW, '
+                     f'got shape {raw.shape}.')
   pseudo = config.pseudo
   n = raw.shape[0]
   if pseudo.noise_levels == 'upi':

@@ -114,6 +114,10 @@ def test_configs_have_the_paper_settings():
   with pytest.raises(ValueError, match='config.model.sharing'):
     cycle_gan.make_steps(bad)
   bad = CONFIGS.get_config('quick')
+  bad.model.transform = 'pixel'
+  with pytest.raises(ValueError, match='config.model.transform'):
+    cycle_gan.make_steps(bad)
+  bad = CONFIGS.get_config('quick')
   bad.data.patch_size = 48
   with pytest.raises(ValueError, match='patch_size=48'):
     cycle_gan.make_steps(bad)

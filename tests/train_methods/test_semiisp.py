@@ -205,6 +205,8 @@ def test_pseudo_noise_variance(noise_levels, averaged_greens):
   # 65,536 samples per channel: the sample variance's relative standard
   # error is 0.55 %, so 3 % is beyond 5 sigma.
   np.testing.assert_allclose(variance, expected, rtol=0.03)
+  with pytest.raises(ValueError, match=r'expected \(n, H, W, 3\)'):
+    semiisp.add_pseudo_noise(config, level_key, noise_key, clean[..., :2])
 
 
 # --- one step per config variant (4 devices) ----------------------------------
@@ -397,6 +399,15 @@ def test_config_errors(roots):
     with config.unlocked():
       config.pseudo.generator = 'upi'
     semiisp.make_steps(config)
+  for key, value, message in [
+      ('noise_levels', 'gaussian', 'pseudo.noise_levels'),
+      ('shot_range', (0.01, 0.001), 'shot_range must satisfy'),
+      ('read_max', -1e-4, 'must be >= 0')]:
+    config = _load_config('semiisp_fivek', 'quick,semi')
+    with config.unlocked():
+      config.pseudo[key] = value
+    with pytest.raises(ValueError, match=message):
+      semiisp.make_steps(config)
   config = _tiny(_load_config('semiisp_fivek', 'quick,semi'), roots)
   with pytest.raises(FileNotFoundError, match='run that phase first'):
     with config.unlocked():
