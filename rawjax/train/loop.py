@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import os
 import pathlib
 import signal
@@ -57,6 +56,8 @@ import numpy as np
 import tqdm
 
 from rawjax import io as rawio
+from rawjax.eval import images as eval_images
+from rawjax.eval import results as eval_results
 from rawjax.train import config as config_lib
 from rawjax.train import parallel as parallel_lib
 from rawjax.train import state as state_lib
@@ -65,9 +66,8 @@ from rawjax.train.method import Method, get_method
 
 __all__ = [
     'MetricWriter', 'TrainingDivergedError', 'configure_logging',
-    'evaluate_checkpoint',
-    'image_grid', 'make_iteration', 'step_functions', 'train_and_evaluate',
-    'write_results',
+    'evaluate_checkpoint', 'make_iteration', 'step_functions',
+    'train_and_evaluate',
 ]
 
 
@@ -184,25 +184,6 @@ def _batches(data: Any, start_step: int) -> Iterator[Iterator[Any]]:
 # --- logging ------------------------------------------------------------------
 
 
-def _to_builtin(x: Any) -> Any:
-  if isinstance(x, (np.generic, np.ndarray, jax.Array)):
-    x = np.asarray(x)
-    return x.item() if x.ndim == 0 else x.tolist()
-  raise TypeError(f'{type(x).__name__} is not JSON serialisable')
-
-
-def _scalars(values: Mapping[str, Any]) -> dict[str, float]:
-  out = {}
-  for key, value in values.items():
-    if isinstance(value, (bool, str)) or np.ndim(value) != 0:
-      continue
-    try:
-      out[key] = float(value)
-    except (TypeError, ValueError):
-      continue
-  return out
-
-
 class MetricWriter:
   """Scalars and images as TensorBoard events plus a JSON-lines copy.
 
@@ -234,7 +215,7 @@ class MetricWriter:
   def scalars(self, step: int, values: Mapping[str, Any]) -> None:
     if not self.enabled:
       return
-    values = _scalars(values)
+    values = eval_results.scalars(values)
     self._jsonl.write(json.dumps(dict(step=int(step), **values)) + '\n')
     self._jsonl.flush()
     if self._tb is not None:
@@ -258,78 +239,6 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
-
-
-def image_grid(images: Any, *, columns: int | None = None,
-               padding: int = 2) -> np.ndarray:
-  """Tiles (N, H, W, C) or (N, H, W) images in [0, 1] into one image.
-
-  Columns default to ceil(sqrt(N)); tiles are separated by `padding`
-  white pixels. Non-finite values become 0 (so a diverging model still
-  writes a grid that shows it).
-  """
-  images = np.asarray(images, np.float32)
-  if images.ndim == 3:
-    images = images[..., None]
-  if images.ndim != 4:
-    raise ValueError(f'image_grid needs (N, H, W[, C]) images, got shape '
-                     f'{images.shape}.')
-  images = np.nan_to_num(images, nan=0.0, posinf=1.0, neginf=0.0)
-  n, h, w, c = images.shape
-  columns = columns or math.ceil(math.sqrt(n))
-  rows = math.ceil(n / columns)
-  grid = np.ones((rows * (h + padding) + padding,
-                  columns * (w + padding) + padding, c), np.float32)
-  for i, image in enumerate(images):
-    r, col = divmod(i, columns)
-    top, left = padding + r * (h + padding), padding + col * (w + padding)
-    grid[top:top + h, left:left + w] = image
-  return grid[..., 0] if c == 1 else grid
-
-
-def write_image_rows(path: str | os.PathLike[str],
-                     rows: Sequence[Sequence[np.ndarray]], *,
-                     padding: int = 2) -> None:
-  """Writes rows of (H, W, 3) images in [0, 1] as one PNG comparison grid.
-
-  Row r, column c holds rows[r][c] at the top-left of its cell; cells are
-  as large as the largest image, separated by `padding` white pixels, so
-  images of different sizes (packed raw beside sRGB) share one grid.
-  Non-finite values become 0.
-  """
-  h = max(img.shape[0] for row in rows for img in row)
-  w = max(img.shape[1] for row in rows for img in row)
-  columns = max(len(row) for row in rows)
-  grid = np.ones((len(rows) * (h + padding) + padding,
-                  columns * (w + padding) + padding, 3), np.float32)
-  for r, row in enumerate(rows):
-    for c, img in enumerate(row):
-      top, left = padding + r * (h + padding), padding + c * (w + padding)
-      grid[top:top + img.shape[0], left:left + img.shape[1]] = img
-  rawio.write_image(path, np.nan_to_num(grid, nan=0.0, posinf=1.0,
-                                        neginf=0.0))
-
-
-def write_results(directory: str | os.PathLike[str],
-                  results: Mapping[str, Any], *, step: int) -> None:
-  """DIR/results.json and DIR/results.md, unless the method wrote them.
-
-  results.json: {"step": k, "results": {...}}; results.md: a two-column
-  table of the scalar results. Existing files are left as they are (a
-  method's own tables are richer).
-  """
-  directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  json_path, md_path = directory / 'results.json', directory / 'results.md'
-  if not json_path.exists():
-    payload = dict(step=int(step), results=dict(results))
-    json_path.write_text(json.dumps(payload, indent=2, default=_to_builtin) +
-                         '\n')
-  if not md_path.exists():
-    lines = [f'# Evaluation at step {step}', '', '| metric | value |',
-             '| --- | --- |']
-    lines += [f'| {k} | {v:.6g} |' for k, v in _scalars(results).items()]
-    md_path.write_text('\n'.join(lines) + '\n')
 
 
 # --- shared set-up ------------------------------------------------------------
@@ -357,10 +266,10 @@ def _evaluate(config, method: Method, host_state: Any, directory: pathlib.Path,
       (directory / name).unlink(missing_ok=True)
   results = dict(method.evaluate(config, host_state, workdir=directory))
   if is_main:
-    write_results(directory, results, step=step)
+    eval_results.write_default_results(directory, results, step=step)
     if writer is not None:
       writer.scalars(step, {f'eval/{k}': v for k, v in results.items()})
-    logging.info('evaluation at step %d: %s', step, _scalars(results))
+    logging.info('evaluation at step %d: %s', step, eval_results.scalars(results))
   return results
 
 
@@ -439,7 +348,7 @@ class _Outcomes:
     self.pending = self.pending[len(ready):]
     for step, ok, metrics in ready:
       if bool(self.to_host(ok)):
-        for key, value in _scalars(self.to_host(metrics)).items():
+        for key, value in eval_results.scalars(self.to_host(metrics)).items():
           self.sums[key] = self.sums.get(key, 0.0) + value
         self.count += 1
         continue
@@ -469,7 +378,7 @@ def _write_images(config, method: Method, host_state: Any, host_batch: Any,
   images = method.sample_images(config, host_state, host_batch)
   (workdir / 'images').mkdir(parents=True, exist_ok=True)
   for name, value in images.items():
-    grid = image_grid(value)
+    grid = eval_images.image_grid(value)
     rawio.write_image(workdir / 'images' / f'{name}_{step:08d}.png', grid)
     writer.image(step, f'images/{name}', grid)
 

@@ -52,6 +52,17 @@ class Method:
 
 _REGISTRY: dict[str, Callable[[], Method]] = {}
 
+# config.method -> the package under rawjax.methods that registers it (one
+# package per paper; a name not listed is looked up as a package of its own).
+METHOD_PACKAGES = {
+    'raw2raw_semi': 'raw2raw_semi',
+    'cycle_gan': 'cstpp',
+    'cstpp_adapt': 'cstpp',
+    'liteisp': 'liteisp',
+    'kpn_isp': 'kpn',
+    'semiisp': 'semiisp',
+}
+
 
 def register_method(name: str):
   """Decorator registering a zero-argument factory returning a `Method`."""
@@ -66,14 +77,15 @@ def register_method(name: str):
 def get_method(name: str) -> Method:
   """The registered method `name` (config.method), or a clear error.
 
-  A method lives in the module `rawjax.train.<name>`, imported on first use,
-  so registering needs no central list.
+  A method lives in the package `rawjax.methods.<paper>`
+  (`METHOD_PACKAGES`, else `rawjax.methods.<name>`), imported on first use.
   """
   if name not in _REGISTRY and name.isidentifier():
+    module = f'rawjax.methods.{METHOD_PACKAGES.get(name, name)}'
     try:
-      importlib.import_module(f'rawjax.train.{name}')
+      importlib.import_module(module)
     except ModuleNotFoundError as e:
-      if e.name != f'rawjax.train.{name}':
+      if e.name != module:
         raise
   if name not in _REGISTRY:
     raise ValueError(f'unknown training method {name!r}; registered: '

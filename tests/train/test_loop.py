@@ -23,6 +23,7 @@ import optax
 import pytest
 from tensorboardX.proto import event_pb2
 
+from rawjax import eval as rawjax_eval
 from rawjax import io as rawio
 from rawjax import train
 from rawjax.train import checkpoint as checkpoint_lib
@@ -317,19 +318,9 @@ def test_sample_grids_are_written(nan_run):
                    'weighted_00000004.png', 'weighted_00000008.png']
   grid = rawio.read_image(workdir / 'images' / 'inputs_00000004.png')
   x = toy.global_batch(config, 3)['x'].reshape(-1, 2, 2, 3)  # data step 3
-  want = train.image_grid(1 / (1 + np.exp(-x)))
+  want = rawjax_eval.image_grid(1 / (1 + np.exp(-x)))
   assert grid.shape == want.shape == (3 * 4 + 2, 3 * 4 + 2, 3)
   np.testing.assert_allclose(grid, want, atol=0.5 / 255 + 1e-6)
-
-
-def test_image_grid_layout():
-  images = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2) / 12
-  grid = train.image_grid(images, padding=1)
-  assert grid.shape == (2 * 3 + 1, 2 * 3 + 1)
-  np.testing.assert_array_equal(grid[1:3, 1:3], images[0])
-  np.testing.assert_array_equal(grid[1:3, 4:6], images[1])
-  np.testing.assert_array_equal(grid[4:6, 1:3], images[2])
-  assert (grid[4:6, 4:6] == 1).all() and (grid[0] == 1).all()
 
 
 def test_evaluate_checkpoint_writes_results(nan_run, tmp_path):

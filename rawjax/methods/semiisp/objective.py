@@ -1,0 +1,120 @@
+"""The SemiISP objective (Yoshimura et al.): eq. 14 and the online filtering, eqs. 10-13.
+
+Keyword-only pure loss functions, one per equation of the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+
+__all__ = ['multiscale_l1_loss', 'online_pseudo_filtering_loss']
+
+
+def _average_pool(x: jnp.ndarray, k: int) -> jnp.ndarray:
+  """k x k average pooling with stride k (PyTorch's AvgPool2d(k)).
+
+  A last partial row/column of windows is dropped (floor mode).
+  """
+  *lead, h, w, c = x.shape
+  x = x[..., :h - h % k, :w - w % k, :]
+  return x.reshape(*lead, h // k, k, w // k, k, c).mean(axis=(-4, -2))
+
+
+def multiscale_l1_loss(*, predictions: ArrayLike, targets: ArrayLike,
+                       scales: Sequence[int] = (16, 32, 64),
+                       per_sample: bool = False) -> jax.Array:
+  """SemiISP eq. 14: L1(X, Y) + sum_{k in scales} L1(A_k X, A_k Y).
+
+  A_k is k x k average pooling with stride k; each L1 is the mean absolute
+  difference over pixels and channels. The paper trains f_ISP with it in
+  the denoising case (Table 5): the pooled terms compare colours and tones
+  at coarse scales, where the noise of the target averages out.
+
+  Scales larger than the image (fewer than one window) are skipped: a patch
+  of 48 x 48 gets the 16 and 32 terms only (decided at trace time).
+
+  Args:
+    predictions, targets: (N, H, W, C) images.
+    scales: pooling sizes k.
+    per_sample: return the (N,) per-image losses instead of their mean.
+
+  Returns:
+    float32 scalar (or (N,) with `per_sample`).
+  """
+  x, y = jnp.asarray(predictions), jnp.asarray(targets)
+  if x.shape != y.shape or x.ndim != 4:
+    raise ValueError(f'multiscale_l1_loss: need two (N, H, W, C) arrays of '
+                     f'one shape, got {x.shape} and {y.shape}.')
+  if any(int(k) < 1 for k in scales):
+    raise ValueError(f'multiscale_l1_loss: scales must be >= 1, got '
+                     f'{tuple(scales)}.')
+  per_image = lambda a, b: jnp.mean(jnp.abs(a - b), axis=(1, 2, 3))  # noqa: E731
+  total = per_image(x, y)
+  for k in scales:
+    k = int(k)
+    if k <= min(x.shape[1], x.shape[2]):
+      total = total + per_image(_average_pool(x, k), _average_pool(y, k))
+  return total if per_sample else jnp.mean(total)
+
+
+def online_pseudo_filtering_loss(
+    *, real_losses: ArrayLike, pseudo_losses: ArrayLike, beta: float,
+    axis_name: str | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """SemiISP's online pseudo-data filtering (OPF), eqs. 10-13.
+
+    L_r    = 1/N_r sum_n L(F(I_R^n), I_S^n)                          (10)
+    delta_n = 0 if L(F(~I_R^n), ~I_S^n) > beta L_r else 1            (11)
+    L_p    = 1/sum(delta) sum_n delta_n L(F(~I_R^n), ~I_S^n)         (12)
+    L_semi = N_r/(N_r + sum delta) L_r + sum delta/(N_r + sum delta) L_p   (13)
+
+  i.e. L_semi = (sum of real losses + sum of kept pseudo losses) / (N_r +
+  number kept). The mask is not differentiated (it is computed from
+  `stop_gradient` values), so the gradient flows only through the losses it
+  keeps. With no pseudo sample kept, L_semi = L_r and L_p is reported as 0
+  (the guard of eq. 12's empty sum).
+
+  Data parallelism: with `axis_name`, each device passes its share of the
+  batch (the same number of real and of pseudo samples on every device);
+  N_r, L_r and the kept count are reduced over the axis, and the returned
+  loss is the device's share scaled so that its `lax.pmean` over the axis
+  (and the pmean of its gradients) equals the whole batch's L_semi.
+
+  Args:
+    real_losses: (N_r,) per-sample losses on real pairs (N_r >= 1).
+    pseudo_losses: (N_p,) per-sample losses on pseudo pairs.
+    beta: the threshold factor (Table 6: 1.0 or 1.2).
+    axis_name: the mapped axis to reduce over (None: one device).
+
+  Returns:
+    (L_semi, aux): aux holds 'real_loss' (L_r), 'pseudo_loss' (L_p),
+    'kept' (sum delta over the whole batch) and 'mask' (this device's
+    (N_p,) float delta).
+  """
+  real = jnp.asarray(real_losses, jnp.float32)
+  pseudo = jnp.asarray(pseudo_losses, jnp.float32)
+  if real.ndim != 1 or pseudo.ndim != 1 or real.shape[0] < 1:
+    raise ValueError(f'online_pseudo_filtering_loss: need (N_r,) with N_r >= '
+                     f'1 and (N_p,) per-sample losses, got {real.shape} and '
+                     f'{pseudo.shape}.')
+  if beta <= 0:
+    raise ValueError(f'online_pseudo_filtering_loss: beta must be > 0, got '
+                     f'{beta}.')
+  psum = ((lambda v: jax.lax.psum(v, axis_name)) if axis_name is not None
+          else (lambda v: v))
+  devices = psum(1.0)
+  num_real = psum(jnp.asarray(real.shape[0], jnp.float32))
+  real_sum = jnp.sum(real)
+  real_mean = psum(jax.lax.stop_gradient(real_sum)) / num_real
+  mask = (jax.lax.stop_gradient(pseudo) <= beta * real_mean).astype(
+      jnp.float32)
+  kept = psum(jnp.sum(mask))
+  kept_sum = jnp.sum(mask * pseudo)
+  total = devices * (real_sum + kept_sum) / (num_real + kept)
+  pseudo_mean = psum(jax.lax.stop_gradient(kept_sum)) / jnp.maximum(kept, 1.0)
+  return total, dict(real_loss=real_mean, pseudo_loss=pseudo_mean, kept=kept,
+                     mask=mask)
