@@ -4,7 +4,8 @@ Used to make test fixtures in every CFA phase and benchmark inputs of any
 size that LibRaw (rawpy) reads back exactly. The file is one uncompressed
 16-bit CFA image in IFD0 with the tags a raw converter needs: DNGVersion,
 UniqueCameraModel, the CFA pattern, BlackLevel (per CFA site), WhiteLevel,
-ColorMatrix1 + CalibrationIlluminant1 and AsShotNeutral.
+ColorMatrix1 + CalibrationIlluminant1 and AsShotNeutral; optionally the
+lens/colour shading correction as GainMap opcodes in OpcodeList2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import tifffile
 
-from rawjax.isp import cfa
+from rawjax.isp import cfa, shading
+
+_OPCODE_LIST_2 = 51009
+_UNDEFINED = 7  # TIFF type of the OpcodeList tags
 
 _COLOUR_CODE = {'R': 0, 'G': 1, 'B': 2}
 _DENOMINATOR = 1_000_000
@@ -34,7 +38,8 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
               color_matrix: Sequence[Sequence[float]] | None = None,
               calibration_illuminant: int = 21,
               as_shot_neutral: Sequence[float] = (1.0, 1.0, 1.0),
-              camera_model: str = 'rawjax synthetic') -> None:
+              camera_model: str = 'rawjax synthetic',
+              gain_maps: Sequence[shading.GainMap] | None = None) -> None:
   """Writes a Bayer mosaic as an uncompressed DNG.
 
   Args:
@@ -48,6 +53,10 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
     calibration_illuminant: EXIF LightSource code of `color_matrix`.
     as_shot_neutral: camera RGB of a neutral (1 / white-balance gains).
     camera_model: UniqueCameraModel.
+    gain_maps: GainMap opcodes (e.g. `rawjax.isp.gain_maps_from_falloff`)
+      written as OpcodeList2 (tag 51009, UNDEFINED) in the raw IFD, so that a
+      DNG reader corrects the shading of `mosaic`; their rectangles must lie
+      inside the mosaic. None or empty writes no OpcodeList2.
   """
   pattern = cfa.validate_pattern(pattern)
   mosaic = np.asarray(mosaic)
@@ -76,5 +85,17 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
       (50778, 'H', 1, int(calibration_illuminant), True),
       (50728, '2I', 3, _rationals(as_shot_neutral), True),  # AsShotNeutral
   ]
+  if gain_maps:
+    for k, gm in enumerate(gain_maps):
+      if not isinstance(gm, shading.GainMap):
+        raise TypeError(f'write_dng: gain_maps[{k}] must be a GainMap, got '
+                        f'{type(gm).__name__}.')
+      if gm.Bottom > mosaic.shape[0] or gm.Right > mosaic.shape[1]:
+        raise ValueError(
+            f'write_dng: gain_maps[{k}] covers rows < {gm.Bottom} and columns '
+            f'< {gm.Right}, outside the {mosaic.shape[0]}x{mosaic.shape[1]} '
+            'mosaic.')
+    opcodes = shading.encode_opcode_list(list(gain_maps))
+    extratags.append((_OPCODE_LIST_2, _UNDEFINED, len(opcodes), opcodes, True))
   tifffile.imwrite(os.fspath(path), mosaic.astype(np.uint16),
                    photometric=32803, subfiletype=0, extratags=extratags)

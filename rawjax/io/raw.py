@@ -10,32 +10,39 @@ Truncated and corrupt files are caught in three layers (LibRaw alone is not
 enough: for a DNG cut to 1 KiB it opens the file, unpacks without an error and
 returns an all-zero mosaic):
 
-1. TIFF-based raws (DNG, NEF, CR2, ARW, ...) are parsed with tifffile before
-   LibRaw sees them. Every IFD (the IFD chain and its SubIFDs) must have its
-   strip/tile data inside the file: `offset + byte count <= file size`. For
-   DNGs, where the TIFF structure is fully specified, a tag whose value lies
-   outside the file (tifffile logs it and drops the tag) or a raw IFD without
-   readable strip/tile offsets is also an error.
+1. TIFF-based raws (DNG, NEF, CR2, ARW, ...) are parsed with tifffile
+   (`rawjax.io.tiff`) before LibRaw sees them. Every IFD (the IFD chain and
+   its SubIFDs) must have its strip/tile data inside the file: `offset +
+   byte count <= file size`. For DNGs, where the TIFF structure is fully
+   specified, a tag whose value lies outside the file (tifffile logs it and
+   drops the tag) or a raw IFD without readable strip/tile offsets is also
+   an error.
 2. LibRaw errors at open and unpack (I/O error, data error, unsupported
    format, too big, out of memory) become `RawReadError`.
 3. The decoded mosaic is checked: an all-zero mosaic is rejected, and so is a
    mosaic whose last row ends in a long run of exact zeros although the black
    level is positive (LibRaw zero-fills data it could not read).
+
+DNG opcode lists (OpcodeList1/2/3) are decoded from the raw IFD; a malformed
+list is an error naming the tag. The GainMap opcodes of OpcodeList2 (lens and
+colour shading correction, applied to the normalised raw) are reported in
+`RawImage.gain_maps`, evaluated per packed pixel by `RawImage.gain_map()`, and
+passed to the pipeline by `RawImage.metadata()`. LibRaw itself applies no
+opcodes; GainMaps of OpcodeList1/3 (before linearisation / after demosaic)
+and all other opcodes are named in `gain_map_source` but not applied.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rawpy
-import tifffile
 
-from rawjax.isp import cfa, color
+from rawjax.io import tiff
+from rawjax.isp import cfa, color, shading
 
 if TYPE_CHECKING:
   from rawjax.isp.metadata import RawMetadata
@@ -61,19 +68,19 @@ _DAYLIGHT_ILLUMINANTS = (1, 20, 22, 23, 4)
 # LibRaw `sizes.flip` -> EXIF Orientation (inverse of dcraw's "50132467").
 _FLIP_TO_EXIF = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
 
-_TIFF_MAGICS = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
-
 # TIFF / DNG tag codes.
 _MAKE, _MODEL, _ORIENTATION = 271, 272, 274
-_NEW_SUBFILE_TYPE, _PHOTOMETRIC = 254, 262
-_EXPOSURE_TIME, _ISO, _EXIF_IFD = 33434, 34855, 34665
-_DNG_VERSION, _UNIQUE_CAMERA_MODEL, _WHITE_LEVEL = 50706, 50708, 50717
+_EXPOSURE_TIME, _ISO = 33434, 34855
+_UNIQUE_CAMERA_MODEL, _WHITE_LEVEL = 50708, 50717
 _COLOR_MATRIX = {1: 50721, 2: 50722}
 _CAMERA_CALIBRATION = {1: 50723, 2: 50724}
 _ANALOG_BALANCE, _AS_SHOT_NEUTRAL, _BASELINE_EXPOSURE = 50727, 50728, 50730
 _CALIBRATION_ILLUMINANT = {1: 50778, 2: 50779}
 _FORWARD_MATRIX = {1: 50964, 2: 50965}
-_CFA_PHOTOMETRICS = (32803, 34892)  # CFA, LinearRaw
+_OPCODE_LISTS = {1: 51008, 2: 51009, 3: 51022}
+
+# The TIFF structure check, a module attribute so that tests can disable it.
+_inspect_tiff = tiff.inspect_tiff
 
 # An image whose last row ends in this many exact zeros while the black level
 # is positive is treated as zero-filled missing data.
@@ -181,6 +188,12 @@ class RawImage:
     raw_type: rawpy raw type name ('Flat').
     default_crop: LibRaw's crop of the mosaic as (top, left, height, width)
       (DNG DefaultCrop), or None.
+    gain_maps: the GainMap opcodes of the DNG's OpcodeList2, in file order
+      (`rawjax.isp.GainMap`, rectangles in `mosaic` coordinates: the DNG
+      active area, which is LibRaw's visible area); () when there are none.
+    gain_map_source: where `gain_maps` came from, e.g. 'dng:OpcodeList2 (4
+      GainMap opcodes)', or 'missing: ...'; opcodes that are present but not
+      applied are named after a '; '.
   """
   path: str
   mosaic: np.ndarray
@@ -201,6 +214,8 @@ class RawImage:
   flip: int
   raw_type: str
   default_crop: tuple[int, int, int, int] | None = None
+  gain_maps: tuple[shading.GainMap, ...] = ()
+  gain_map_source: str = 'missing: no OpcodeList2 tag'
 
   def camera_to_srgb(self) -> np.ndarray:
     """(3, 3) white-balanced camera RGB -> linear sRGB, from `xyz_to_camera`.
@@ -217,11 +232,26 @@ class RawImage:
       raise RawReadError(self.path, f'unusable colour matrix from '
                          f'{self.color_matrix_source}: {e}') from e
 
+  def gain_map(self) -> np.ndarray | None:
+    """(H/2, W/2, 4) float32 shading correction gain, or None.
+
+    The product of `gain_maps` evaluated at every pixel of `mosaic` as the
+    DNG SDK does (`rawjax.isp.gain_from_gain_maps`), packed in canonical
+    (R, Gr, Gb, B) order; the factor for the black-subtracted, normalised
+    raw. None when the file has no GainMap in OpcodeList2.
+    """
+    if not self.gain_maps:
+      return None
+    height, width = self.mosaic.shape
+    return shading.gain_from_gain_maps(self.gain_maps, height=height,
+                                       width=width, pattern=self.pattern)
+
   def metadata(self) -> RawMetadata:
     """The `rawjax.isp.RawMetadata` pytree for the classic pipeline.
 
     `cam_to_srgb` is derived from `xyz_to_camera` the dcraw/LibRaw way
-    (`camera_to_srgb_from_xyz_to_camera`).
+    (`camera_to_srgb_from_xyz_to_camera`); `gain_map` is `self.gain_map()`
+    (None without GainMap opcodes).
 
     Raises:
       RawReadError: the file has no colour matrix or no white balance.
@@ -233,7 +263,7 @@ class RawImage:
     return RawMetadata.create(
         pattern=self.pattern, black_level=self.black_level,
         white_level=self.white_level, wb_gains=self.wb_gains,
-        cam_to_srgb=cam_to_srgb)
+        cam_to_srgb=cam_to_srgb, gain_map=self.gain_map())
 
 
 def camera_to_srgb_from_xyz_to_camera(xyz_to_camera: Any) -> np.ndarray:
@@ -259,208 +289,90 @@ def camera_to_srgb_from_xyz_to_camera(xyz_to_camera: Any) -> np.ndarray:
   return np.asarray(color.camera_to_srgb_from_xyz_to_camera(m), np.float64)
 
 
-# --- TIFF structure -----------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _TiffInfo:
-  """What tifffile found in a TIFF-based file (plain Python values)."""
-  ifd0: dict[int, Any] = dataclasses.field(default_factory=dict)
-  ifds: list[dict[int, Any]] = dataclasses.field(default_factory=list)
-  exif: dict[str, Any] = dataclasses.field(default_factory=dict)
-  problems: list[str] = dataclasses.field(default_factory=list)
-  parse_error: str | None = None
-
-  @property
-  def is_dng(self) -> bool:
-    return _DNG_VERSION in self.ifd0
-
-  def find(self, code: int) -> Any:
-    """A tag value from IFD0, else from the first other IFD that has it."""
-    if code in self.ifd0:
-      return self.ifd0[code]
-    for ifd in self.ifds:
-      if code in ifd:
-        return ifd[code]
-    return None
-
-
-class _TagValue:
-  """A tag value with its TIFF data type (rationals stay flat num/den)."""
-
-  def __init__(self, value: Any, dtype: int):
-    self.value = value
-    self.dtype = dtype
-
-
-class _CaptureTifffileLog(logging.Filter):
-  """Captures (and hides) tifffile log records emitted by one thread."""
-
-  def __init__(self):
-    super().__init__()
-    self.thread = threading.get_ident()
-    self.records: list[logging.LogRecord] = []
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    if record.thread != self.thread:
-      return True
-    self.records.append(record)
-    return False
-
-
-def _walk_pages(pages: Any, depth: int = 0, limit: int = 64):
-  """TiffPages and their SubIFDs, depth first, bounded."""
-  if pages is None or depth > 3:
-    return
-  for i, page in enumerate(pages):
-    if i >= limit:
-      return
-    if not isinstance(page, tifffile.TiffPage):
-      continue
-    yield page
-    try:
-      sub = page.pages if page.subifds else None
-    except Exception:  # pylint: disable=broad-except
-      sub = None
-    yield from _walk_pages(sub, depth + 1, limit)
-
-
-def _inspect_tiff(path: str, size: int) -> _TiffInfo | None:
-  """Parses a TIFF-based raw's IFDs and checks them against the file size.
-
-  Returns None when the file is not TIFF-based.
-  """
-  with open(path, 'rb') as f:
-    if f.read(4) not in _TIFF_MAGICS:
-      return None
-  info = _TiffInfo()
-  capture = _CaptureTifffileLog()
-  logger = logging.getLogger('tifffile')
-  logger.addFilter(capture)
-  try:
-    with tifffile.TiffFile(path) as tif:
-      for index, page in enumerate(_walk_pages(tif.pages)):
-        tags = {}
-        for tag in page.tags.values():
-          if tag.code == _EXIF_IFD:
-            if index == 0 and isinstance(tag.value, dict):
-              info.exif = dict(tag.value)
-            continue
-          tags[tag.code] = _TagValue(tag.value, int(tag.dtype))
-        if index == 0:
-          info.ifd0 = tags
-        else:
-          info.ifds.append(tags)
-        offsets = tuple(np.ravel(page.dataoffsets if page.dataoffsets
-                                 is not None else ()).tolist())
-        counts = tuple(np.ravel(page.databytecounts if page.databytecounts
-                                is not None else ()).tolist())
-        end = max((int(o) + int(c) for o, c in zip(offsets, counts)
-                   if int(c) > 0), default=0)
-        if end > size:
-          info.problems.append(
-              f'the image data of the IFD at byte {page.offset} ends at byte '
-              f'{end} but the file has only {size} bytes (truncated file)')
-        photometric = tags.get(_PHOTOMETRIC)
-        subfile = tags.get(_NEW_SUBFILE_TYPE)
-        is_raw_ifd = (photometric is not None and
-                      photometric.value in _CFA_PHOTOMETRICS and
-                      (subfile is None or subfile.value == 0))
-        if is_raw_ifd and (not offsets or len(counts) != len(offsets)):
-          info.problems.append(
-              f'the raw IFD at byte {page.offset} has no readable strip/tile '
-              'offsets or byte counts (truncated or corrupt file)')
-  except Exception as e:  # pylint: disable=broad-except
-    # Not parseable as TIFF: leave the verdict to LibRaw and the mosaic checks.
-    info.parse_error = f'{type(e).__name__}: {e}'
-  finally:
-    logger.removeFilter(capture)
-  errors = [r.getMessage() for r in capture.records
-            if r.levelno >= logging.ERROR]
-  if info.is_dng:
-    info.problems.extend(
-        f'corrupt or truncated TIFF structure ({msg})' for msg in errors[:3])
-  else:
-    # Vendor raws may carry odd tags; only the data extents count for them.
-    info.problems = [p for p in info.problems if 'ends at byte' in p]
-  return info
-
-
-def _numbers(tag: _TagValue | None) -> np.ndarray | None:
-  """A numeric tag as float64; rationals from flat (num, den, ...) tuples."""
-  if tag is None or tag.value is None:
-    return None
-  value = tag.value
-  if isinstance(value, (bytes, str)):
-    return None
-  try:
-    arr = np.asarray(value, np.float64).ravel()
-  except (TypeError, ValueError):
-    return None
-  if tag.dtype in (5, 10):  # RATIONAL, SRATIONAL
-    if arr.size % 2:
-      return None
-    num, den = arr[0::2], arr[1::2]
-    if np.any(den == 0):
-      return None
-    arr = num / den
-  if arr.size == 0 or not np.all(np.isfinite(arr)):
-    return None
-  return arr
-
-
-def _matrix(tag: _TagValue | None, *, cols: int | None = None,
-            rows: int | None = None) -> np.ndarray | None:
-  arr = _numbers(tag)
-  if arr is None:
-    return None
-  if cols is not None:
-    return arr.reshape(-1, cols) if arr.size % cols == 0 else None
-  if rows is not None:
-    return arr.reshape(rows, -1) if arr.size % rows == 0 else None
-  n = int(round(np.sqrt(arr.size)))
-  return arr.reshape(n, n) if n * n == arr.size else None
-
-
-def _integer(tag: _TagValue | None) -> int | None:
-  arr = _numbers(tag)
-  return int(arr[0]) if arr is not None else None
-
-
-def _text(tag: _TagValue | None) -> str | None:
-  if tag is None or tag.value is None:
-    return None
-  value = tag.value
-  if isinstance(value, bytes):
-    value = value.decode('latin-1')
-  if not isinstance(value, str):
-    return None
-  value = value.strip('\x00 \t\r\n')
-  return value or None
-
-
-def _dng_tags(info: _TiffInfo) -> DngTags:
-  version = info.ifd0[_DNG_VERSION].value
+def _dng_tags(info: tiff.TiffInfo) -> DngTags:
+  version = info.ifd0[tiff.DNG_VERSION].value
   try:
     version = tuple(int(v) for v in version)
   except TypeError:
     version = None
   kw = {}
   for k in (1, 2):
-    kw[f'color_matrix_{k}'] = _matrix(info.find(_COLOR_MATRIX[k]), cols=3)
-    kw[f'forward_matrix_{k}'] = _matrix(info.find(_FORWARD_MATRIX[k]), rows=3)
-    kw[f'calibration_illuminant_{k}'] = _integer(
+    kw[f'color_matrix_{k}'] = tiff.matrix(info.find(_COLOR_MATRIX[k]),
+                                          cols=3)
+    kw[f'forward_matrix_{k}'] = tiff.matrix(info.find(_FORWARD_MATRIX[k]),
+                                            rows=3)
+    kw[f'calibration_illuminant_{k}'] = tiff.integer(
         info.find(_CALIBRATION_ILLUMINANT[k]))
-    kw[f'camera_calibration_{k}'] = _matrix(
+    kw[f'camera_calibration_{k}'] = tiff.matrix(
         info.find(_CAMERA_CALIBRATION[k]))
-  baseline = _numbers(info.find(_BASELINE_EXPOSURE))
+  baseline = tiff.numbers(info.find(_BASELINE_EXPOSURE))
   return DngTags(
       dng_version=version,
-      unique_camera_model=_text(info.find(_UNIQUE_CAMERA_MODEL)),
-      analog_balance=_numbers(info.find(_ANALOG_BALANCE)),
-      as_shot_neutral=_numbers(info.find(_AS_SHOT_NEUTRAL)),
+      unique_camera_model=tiff.text(info.find(_UNIQUE_CAMERA_MODEL)),
+      analog_balance=tiff.numbers(info.find(_ANALOG_BALANCE)),
+      as_shot_neutral=tiff.numbers(info.find(_AS_SHOT_NEUTRAL)),
       baseline_exposure=None if baseline is None else float(baseline[0]),
       **kw)
+
+
+# --- DNG opcode lists ---------------------------------------------------------
+
+
+def _opcode_bytes(path: str, k: int, tag: tiff.TagValue) -> bytes:
+  value = tag.value
+  if isinstance(value, (bytes, bytearray)):
+    return bytes(value)
+  try:
+    return bytes(bytearray(np.asarray(value).ravel().tolist()))
+  except (TypeError, ValueError) as e:
+    raise RawReadError(path, f'malformed OpcodeList{k} tag '
+                       f'({_OPCODE_LISTS[k]}): its value is not a byte '
+                       'string') from e
+
+
+def _describe(ops: list[Any]) -> str:
+  names = ['GainMap' if isinstance(op, shading.GainMap) else
+           f'opcode {op.opcode_id}' for op in ops]
+  return ', '.join(names)
+
+
+def _gain_maps(path: str, info: tiff.TiffInfo | None
+               ) -> tuple[tuple[shading.GainMap, ...], str]:
+  """The OpcodeList2 GainMaps of a DNG and their provenance text.
+
+  All three opcode lists are decoded (so a corrupt one is an error); only
+  the GainMaps of OpcodeList2 are returned, the rest is named.
+  """
+  if info is None or not info.is_dng:
+    return (), 'missing: not a DNG (no OpcodeList2)'
+  ifd = info.raw_ifd if info.raw_ifd is not None else info.ifd0
+  lists = {}
+  for k, code in _OPCODE_LISTS.items():
+    tag = ifd.get(code)
+    if tag is None:
+      continue
+    try:
+      lists[k] = shading.decode_opcode_list(_opcode_bytes(path, k, tag))
+    except ValueError as e:
+      raise RawReadError(path, f'malformed OpcodeList{k} tag ({code}): '
+                         f'{e}') from e
+  gain_maps = tuple(op for op in lists.get(2, ())
+                    if isinstance(op, shading.GainMap))
+  if gain_maps:
+    source = f'dng:OpcodeList2 ({len(gain_maps)} GainMap opcodes)'
+  elif 2 in lists:
+    source = 'missing: OpcodeList2 has no GainMap opcode'
+  else:
+    source = 'missing: no OpcodeList2 tag'
+  unused = []
+  for k, ops in lists.items():
+    rest = [op for op in ops
+            if k != 2 or not isinstance(op, shading.GainMap)]
+    if rest:
+      unused.append(f'OpcodeList{k}: {_describe(rest)}')
+  if unused:
+    source += f'; not applied: {"; ".join(unused)}'
+  return gain_maps, source
 
 
 # --- colour and white balance -------------------------------------------------
@@ -609,7 +521,7 @@ def _exif_number(value: Any, *, rational: bool = False) -> float | None:
   return float(arr[0])
 
 
-def _shot_settings(info: _TiffInfo | None, other: Any
+def _shot_settings(info: tiff.TiffInfo | None, other: Any
                    ) -> tuple[float | None, float | None]:
   iso = exposure = None
   if info is not None:
@@ -618,7 +530,7 @@ def _shot_settings(info: _TiffInfo | None, other: Any
       iso = _exif_number(iso_tag.value)
     exp_tag = info.ifd0.get(_EXPOSURE_TIME)
     if exp_tag is not None:
-      values = _numbers(exp_tag)
+      values = tiff.numbers(exp_tag)
       exposure = float(values[0]) if values is not None else None
     if iso is None:
       iso = _exif_number(info.exif.get('ISOSpeedRatings',
@@ -644,7 +556,8 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
   Raises:
     RawReadError: missing, unreadable, empty, truncated or corrupt file;
       unsupported format; not a 2x2 RGB Bayer mosaic (scanner/Foveon/linear
-      raw, X-Trans, CMYG); missing or zero white level; invalid black level.
+      raw, X-Trans, CMYG); missing or zero white level; invalid black level;
+      malformed DNG OpcodeList1/2/3 tag.
     TypeError: `path` is not a str or path-like.
   """
   if not isinstance(path, (str, os.PathLike)):
@@ -663,11 +576,12 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
           path, 'unsupported format: a plain TIFF image, not a camera raw (no '
           'DNGVersion or Make tag; LibRaw would only guess a Bayer layout)')
     if info.is_dng:
-      white_tag = _numbers(info.find(_WHITE_LEVEL))
+      white_tag = tiff.numbers(info.find(_WHITE_LEVEL))
       if white_tag is not None and np.any(white_tag <= 0):
         raise RawReadError(path, 'zero white level (DNG WhiteLevel tag is '
                            f'{white_tag.tolist()})')
   dng = _dng_tags(info) if info is not None and info.is_dng else None
+  gain_maps = _gain_maps(path, info)
 
   try:
     raw = _open_libraw(path)
@@ -678,7 +592,7 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
     raise RawReadError(path, 'LibRaw could not decode the file, it is '
                        f'truncated or corrupt ({_libraw_message(e)})') from e
   try:
-    return _image_from_libraw(path, raw, info, dng)
+    return _image_from_libraw(path, raw, info, dng, gain_maps)
   except (rawpy.LibRawError, MemoryError, RuntimeError,
           NotImplementedError) as e:
     raise RawReadError(path, 'LibRaw failed while decoding the file '
@@ -687,8 +601,10 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
     raw.close()
 
 
-def _image_from_libraw(path: str, raw: Any, info: _TiffInfo | None,
-                       dng: DngTags | None) -> RawImage:
+def _image_from_libraw(path: str, raw: Any, info: tiff.TiffInfo | None,
+                       dng: DngTags | None,
+                       gain_maps: tuple[tuple[shading.GainMap, ...], str]
+                       ) -> RawImage:
   raw_type = getattr(raw.raw_type, 'name', str(raw.raw_type))
   raw_pattern = raw.raw_pattern
   if raw_type != 'Flat' or raw_pattern is None:
@@ -766,9 +682,9 @@ def _image_from_libraw(path: str, raw: Any, info: _TiffInfo | None,
   orientation = None
   make = model = None
   if info is not None:
-    orientation = _integer(info.ifd0.get(_ORIENTATION))
-    make = _text(info.ifd0.get(_MAKE))
-    model = _text(info.ifd0.get(_MODEL))
+    orientation = tiff.integer(info.ifd0.get(_ORIENTATION))
+    make = tiff.text(info.ifd0.get(_MAKE))
+    model = tiff.text(info.ifd0.get(_MODEL))
   if orientation not in range(1, 9):
     orientation = _FLIP_TO_EXIF.get(flip, 1)
   iso, exposure = _shot_settings(info, getattr(raw, 'other', None))
@@ -785,4 +701,5 @@ def _image_from_libraw(path: str, raw: Any, info: _TiffInfo | None,
       xyz_to_camera=xyz_to_camera, color_matrix_source=matrix_source,
       libraw_rgb_cam=rgb_cam, dng=dng, make=make, model=model, iso=iso,
       exposure_time=exposure, orientation=orientation, flip=flip,
-      raw_type=raw_type, default_crop=crop)
+      raw_type=raw_type, default_crop=crop, gain_maps=gain_maps[0],
+      gain_map_source=gain_maps[1])

@@ -21,16 +21,22 @@ class RawMetadata:
     wb_gains: (..., 3) white-balance gains (R, G, B) normalised to G = 1.
     cam_to_srgb: (..., 3, 3) white-balanced camera RGB -> linear sRGB (D65),
       rows summing to 1 (a neutral stays neutral), as LibRaw's `rgb_cam`.
+    gain_map: None, or (..., H/2, W/2, 4) float32 lens/colour shading
+      correction gain per packed pixel in canonical (R, Gr, Gb, B) order
+      (the DNG GainMap opcodes evaluated by
+      `rawjax.isp.gain_from_gain_maps`), multiplied into the normalised raw
+      by `process`.
   """
   black_level: jax.Array
   white_level: jax.Array
   wb_gains: jax.Array
   cam_to_srgb: jax.Array
   pattern: str = flax.struct.field(pytree_node=False, default='RGGB')
+  gain_map: jax.Array | None = None
 
   @classmethod
   def create(cls, *, pattern: str, black_level, white_level, wb_gains,
-             cam_to_srgb) -> 'RawMetadata':
+             cam_to_srgb, gain_map=None) -> 'RawMetadata':
     """Validates and converts to float32 arrays."""
     black_level = jnp.broadcast_to(jnp.asarray(black_level, jnp.float32), (4,))
     wb_gains = jnp.asarray(wb_gains, jnp.float32)
@@ -41,7 +47,12 @@ class RawMetadata:
     if cam_to_srgb.shape[-2:] != (3, 3):
       raise ValueError(f'RawMetadata: cam_to_srgb must be 3x3, got shape '
                        f'{tuple(cam_to_srgb.shape)}.')
+    if gain_map is not None:
+      gain_map = jnp.asarray(gain_map, jnp.float32)
+      if gain_map.ndim < 3 or gain_map.shape[-1] != 4:
+        raise ValueError(f'RawMetadata: gain_map must be (..., H/2, W/2, 4) '
+                         f'(R, Gr, Gb, B), got shape {tuple(gain_map.shape)}.')
     return cls(pattern=cfa.validate_pattern(pattern),
                black_level=black_level,
                white_level=jnp.asarray(white_level, jnp.float32),
-               wb_gains=wb_gains, cam_to_srgb=cam_to_srgb)
+               wb_gains=wb_gains, cam_to_srgb=cam_to_srgb, gain_map=gain_map)

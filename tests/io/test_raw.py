@@ -249,6 +249,99 @@ def _write_dng(path, mosaic=None, *, cfa_dim=(2, 2), cfa_pattern=(0, 1, 1, 2),
   return mosaic
 
 
+def _gain_map_list(rng, shape=(48, 72)):
+  falloff = isp.radial_falloff(shape[0] // 2, shape[1] // 2,
+                               corner_falloff=rng.uniform(0.1, 0.6, 4))
+  return isp.encode_opcode_list(
+      list(isp.gain_maps_from_falloff(falloff, pattern='RGGB',
+                                      map_points=(5, 7))))
+
+
+def _opcode_tag(code, data):
+  return (code, 7, len(data), data, True)
+
+
+def test_sample_dngs_have_no_gain_map(blackmagic, gopro):
+  for im in (blackmagic, gopro):
+    assert im.gain_maps == () and im.gain_map() is None
+    assert im.gain_map_source == 'missing: no OpcodeList2 tag'
+    assert im.metadata().gain_map is None
+
+
+def test_opcode_list_2_gain_maps_are_read(tmp_path):
+  rng = np.random.default_rng(31)
+  data = _gain_map_list(rng)
+  path = tmp_path / 'gm.dng'
+  _write_dng(path, extra=[_opcode_tag(51009, data)])
+  im = read_raw(path)
+  assert im.gain_map_source == 'dng:OpcodeList2 (4 GainMap opcodes)'
+  assert [(m.Top, m.Left) for m in im.gain_maps] == [(0, 0), (0, 1), (1, 0),
+                                                     (1, 1)]
+  expected = isp.gain_from_gain_maps(isp.decode_opcode_list(data), height=48,
+                                     width=72, pattern='RGGB')
+  np.testing.assert_array_equal(im.gain_map(), expected)
+  assert im.metadata().gain_map.shape == (24, 36, 4)
+
+
+def test_other_opcode_lists_are_tolerated_and_named(tmp_path):
+  rng = np.random.default_rng(32)
+  warp = isp.OpaqueOpcode(opcode_id=1, dng_version=(1, 3, 0, 0), flags=1,
+                          parameters=bytes(44))
+  list3 = isp.encode_opcode_list([warp])
+  list1 = _gain_map_list(rng)
+  list2 = isp.encode_opcode_list(
+      [isp.OpaqueOpcode(opcode_id=4, dng_version=(1, 3, 0, 0), flags=0,
+                        parameters=bytes(12))])
+  path = tmp_path / 'ops.dng'
+  _write_dng(path, extra=[_opcode_tag(51008, list1), _opcode_tag(51009, list2),
+                          _opcode_tag(51022, list3)])
+  im = read_raw(path)
+  assert im.gain_maps == () and im.gain_map() is None
+  assert im.gain_map_source == (
+      'missing: OpcodeList2 has no GainMap opcode; not applied: OpcodeList1: '
+      'GainMap, GainMap, GainMap, GainMap; OpcodeList2: opcode 4; '
+      'OpcodeList3: opcode 1')
+  # Only OpcodeList3 present: no gain map, the reader still works.
+  path = tmp_path / 'ops3.dng'
+  _write_dng(path, extra=[_opcode_tag(51022, list3)])
+  im = read_raw(path)
+  assert im.gain_map_source == ('missing: no OpcodeList2 tag; not applied: '
+                                'OpcodeList3: opcode 1')
+
+
+@pytest.mark.parametrize('corrupt, match', [
+    (lambda d: d[:-3], 'truncated'),
+    (lambda d: d + b'\0\0', 'end at byte'),
+    (lambda d: b'\0\0\0\x09' + d[4:], 'header'),
+    (lambda d: d[:2], 'count alone'),
+])
+@pytest.mark.parametrize('code, k', [(51009, 2), (51008, 1), (51022, 3)])
+def test_malformed_opcode_list_is_rejected(tmp_path, corrupt, match, code, k):
+  rng = np.random.default_rng(33)
+  path = tmp_path / 'bad_ops.dng'
+  _write_dng(path, extra=[_opcode_tag(code, corrupt(_gain_map_list(rng)))])
+  with pytest.raises(RawReadError,
+                     match=rf'malformed OpcodeList{k} tag \({code}\).*'
+                     + match) as e:
+    read_raw(path)
+  assert e.value.path == str(path)
+
+
+def test_malformed_gain_map_in_opcode_list_2_is_rejected(tmp_path):
+  rng = np.random.default_rng(34)
+  data = bytearray(_gain_map_list(rng))
+  # The first opcode's MapPointsV (parameter bytes 32..35) grows by one, so
+  # its byte count no longer matches its map.
+  offset = 4 + 16 + 32
+  points = int.from_bytes(data[offset:offset + 4], 'big')
+  data[offset:offset + 4] = (points + 1).to_bytes(4, 'big')
+  path = tmp_path / 'bad_gm.dng'
+  _write_dng(path, extra=[_opcode_tag(51009, bytes(data))])
+  with pytest.raises(RawReadError, match=r'OpcodeList2 tag \(51009\): opcode '
+                     r'#0 \(GainMap\)'):
+    read_raw(path)
+
+
 @pytest.mark.parametrize('cfa_pattern, name', [((0, 1, 1, 2), 'RGGB'),
                                                ((1, 0, 2, 1), 'GRBG'),
                                                ((1, 2, 0, 1), 'GBRG'),

@@ -101,3 +101,75 @@ def test_process_rejects_bad_input():
   with pytest.raises(ValueError, match='Unsupported CFA'):
     isp.RawMetadata.create(pattern='RGBW', black_level=0, white_level=1,
                            wb_gains=[1, 1, 1], cam_to_srgb=np.eye(3))
+
+
+def _with_gain_map(pattern, seed, shape=(8, 12)):
+  mosaic, md = _synthetic(pattern, seed=seed, shape=shape)
+  rng = np.random.default_rng(seed + 100)
+  falloff = isp.radial_falloff(shape[0] // 2, shape[1] // 2,
+                               corner_falloff=rng.uniform(0.3, 0.7, 4),
+                               center=rng.uniform(-0.2, 0.2, 2))
+  gain = 1.0 / np.asarray(falloff)
+  md_gain = isp.RawMetadata.create(
+      pattern=pattern, black_level=md.black_level, white_level=md.white_level,
+      wb_gains=md.wb_gains, cam_to_srgb=md.cam_to_srgb, gain_map=gain)
+  return mosaic, md, md_gain, gain
+
+
+@pytest.mark.parametrize('pattern', isp.PATTERNS)
+def test_process_with_gain_map_equals_process_of_the_corrected_mosaic(
+    pattern, variant):
+  mosaic, md, md_gain, gain = _with_gain_map(pattern, seed=5)
+  # The correction done by hand: normalise, multiply, back to sensor units.
+  packed = isp.normalize(isp.pack(mosaic, pattern=pattern),
+                         black_level=md.black_level,
+                         white_level=md.white_level, clip='lower')
+  corrected = isp.unpack(
+      isp.denormalize(packed * gain, black_level=md.black_level,
+                      white_level=md.white_level), pattern=pattern)
+  got = variant(isp.process)(mosaic, md_gain)
+  expected = variant(isp.process)(corrected, md)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=2e-6)
+  assert not np.allclose(np.asarray(got),
+                         np.asarray(isp.process(mosaic, md)), atol=1e-3)
+
+
+def test_gain_map_can_be_switched_off():
+  mosaic, md, md_gain, _ = _with_gain_map('GBRG', seed=6)
+  off = isp.process(mosaic, md_gain, apply_gain_map=False)
+  np.testing.assert_array_equal(np.asarray(off),
+                                np.asarray(isp.process(mosaic, md)))
+  # Without a gain map the option changes nothing.
+  np.testing.assert_array_equal(
+      np.asarray(isp.process(mosaic, md, apply_gain_map=True)),
+      np.asarray(isp.process(mosaic, md, apply_gain_map=False)))
+  camera = isp.raw_to_linear_camera(mosaic, md_gain, apply_gain_map=False)
+  np.testing.assert_array_equal(
+      np.asarray(camera), np.asarray(isp.raw_to_linear_camera(mosaic, md)))
+
+
+def test_process_with_gain_map_vmaps_and_differentiates():
+  items = [_with_gain_map('RGGB', seed=s) for s in range(2)]
+  mosaics = jnp.stack([m for m, _, _, _ in items])
+  mds = jax.tree.map(lambda *x: jnp.stack(x), *[g for _, _, g, _ in items])
+  batched = jax.vmap(isp.process)(mosaics, mds)
+  for i, (m, _, g, _) in enumerate(items):
+    np.testing.assert_allclose(np.asarray(batched[i]),
+                               np.asarray(isp.process(m, g)), atol=1e-6)
+  grad = jax.grad(lambda md: jnp.sum(isp.process(mosaics[0], md)))(
+      items[0][2])
+  assert np.isfinite(np.asarray(grad.gain_map)).all()
+
+
+def test_gain_map_shape_is_checked():
+  mosaic, md, _, _ = _with_gain_map('RGGB', seed=7)
+  bad = isp.RawMetadata.create(
+      pattern='RGGB', black_level=md.black_level, white_level=md.white_level,
+      wb_gains=md.wb_gains, cam_to_srgb=md.cam_to_srgb,
+      gain_map=np.ones((3, 6, 4)))
+  with pytest.raises(ValueError, match='gain_map has shape'):
+    isp.process(mosaic, bad)
+  with pytest.raises(ValueError, match='gain_map must be'):
+    isp.RawMetadata.create(pattern='RGGB', black_level=0, white_level=1,
+                           wb_gains=[1, 1, 1], cam_to_srgb=np.eye(3),
+                           gain_map=np.ones((4, 6, 3)))
