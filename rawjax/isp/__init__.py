@@ -7,6 +7,10 @@ from rawjax.isp.cfa import (
     rot90_pattern, to_pynet_order, transpose_packed, unpack, validate_pattern)
 from rawjax.isp.levels import apply_clip, denormalize, normalize
 from rawjax.isp.metadata import RawMetadata
+from rawjax.isp.shading import (
+    GAIN_MAP_OPCODE_ID, GainMap, OpaqueOpcode, apply_shading, correct_shading,
+    decode_opcode_list, encode_opcode_list, gain_from_gain_maps,
+    gain_maps_from_falloff, radial_falloff)
 from rawjax.isp.demosaic import demosaic_bilinear, demosaic_malvar, mosaic
 from rawjax.isp.color import (
     D50_XY, D65_XY, SRGB_TO_XYZ, XYZ_TO_SRGB, apply_ccm, apply_matrix,
@@ -41,6 +45,11 @@ from rawjax.isp.pqdynamic import (
     inverse_inverse_tone_map, inverse_tone_map, inverse_tone_map_lut,
     isp_forward, isp_inverse, params_from_unconstrained,
     unconstrained_from_params)
+from rawjax.isp import camera_isp
+from rawjax.isp.camera_isp import (
+    STYLES, CameraStyle, ToneCurve, adjust_saturation_hue, apply_tone_curve,
+    auto_exposure, exposure_gain, guided_filter, histogram_tone_curve,
+    local_tone_map, render, sharpen, white_balance_shift)
 from rawjax.isp.warp import (
     backward_warp, flow_magnitude, homography_flow, resize_flow,
     warp_homography)
