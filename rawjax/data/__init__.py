@@ -5,9 +5,9 @@ The simulator (`rawjax.data.synthetic`) is exported lazily, so that
 """
 
 _SYNTHETIC = (
-    'CameraProfile', 'Capture', 'DEFAULT_CAMERAS', 'PRESETS', 'Scene',
-    'SceneConfig', 'camera_profile', 'fit_xyz_to_camera', 'generate_scene',
-    'generate_scenes', 'write_dataset')
+    'CameraProfile', 'Capture', 'DEFAULT_CAMERAS', 'LensShading', 'PRESETS',
+    'Scene', 'SceneConfig', 'camera_profile', 'fit_xyz_to_camera',
+    'generate_scene', 'generate_scenes', 'load_cameras', 'write_dataset')
 
 
 def __getattr__(name):

@@ -5,7 +5,9 @@ colour-science's own `align` (its default interpolator and constant
 extrapolator), so the figures match what colour-science computes:
 
   * camera sensitivities: `colour.characterisation.MSDS_CAMERA_SENSITIVITIES`
-    (NPL measurements of a Nikon D5100 and a Sigma SD Merrill), or a user CSV;
+    (NPL measurements of a Nikon D5100 and a Sigma SD Merrill), or a user CSV
+    (e.g. the ssf-data files of `../shared/data/ssf`, see
+    `rawjax.data.synthetic.cameras`);
   * illuminants: the CIE D series over a range of CCT (from the S0, S1, S2
     basis), Planckian radiators (A is the one at 2856 K), the CIE FL1-FL12
     fluorescent lamps and the CIE LED illuminants;
@@ -74,38 +76,102 @@ def camera_sensitivities(name: str) -> np.ndarray:
   return _align(table[name])
 
 
+# A file must cover at least this range (nm): beyond its ends the samples are
+# extended as constants, which is harmless a few nm past the data but not
+# over a whole band (e.g. a file that stops at 600 nm has no red tail).
+CSV_MIN_RANGE = (420.0, 680.0)
+
+
+def sensitivities_csv_header(path: str | os.PathLike[str]) -> dict[str, str]:
+  """The '#Key:value' header lines of a sensitivity CSV (ssf-data style).
+
+  Returns:
+    e.g. {'Camera': 'Nokia N900', 'License': 'Creative Commons ...'}; empty
+    when the file has no such lines.
+  """
+  header = {}
+  with open(os.fspath(path), newline='', encoding='utf-8') as f:
+    for line in f:
+      line = line.strip()
+      if not line.startswith('#'):
+        if line:
+          break
+        continue
+      key, sep, value = line[1:].partition(':')
+      if sep:
+        header[key.strip()] = value.strip()
+  return header
+
+
 def read_sensitivities_csv(path: str | os.PathLike[str]) -> np.ndarray:
   """(31, 3) sensitivities from a CSV of 'wavelength, red, green, blue' rows.
 
-  A header row is allowed. The samples are resampled to WAVELENGTHS as
-  colour-science resamples its own datasets.
+  Lines starting with '#' (the ssf-data headers: camera, source, license)
+  and one non-numeric header row are skipped. The samples are resampled to
+  WAVELENGTHS as colour-science resamples its own datasets.
 
   Raises:
-    ValueError: the file is missing, has not 4 numeric columns, or holds
-      fewer than 3 wavelengths.
+    ValueError, naming the file, the line and the problem, when the file is
+      missing, a row has not 4 columns or a non-numeric or non-finite value,
+      the wavelengths do not strictly increase, a value is negative (below
+      -1e-3 of its channel's peak), a
+      channel is all zero, or the wavelengths do not cover CSV_MIN_RANGE.
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ValueError(f'camera sensitivity CSV not found: {path}')
-  rows = []
+  rows, lines = [], []
   with open(path, newline='', encoding='utf-8') as f:
     for line_number, row in enumerate(csv.reader(f), start=1):
-      if not row or not ''.join(row).strip():
+      if not row or not ''.join(row).strip() or row[0].lstrip().startswith(
+          '#'):
         continue
       try:
         values = [float(v) for v in row]
       except ValueError:
-        if rows or line_number > 1:
-          raise ValueError(f'{path}:{line_number}: non-numeric row {row}') \
-              from None
+        if rows:
+          raise ValueError(f'{path}:{line_number}: non-numeric value in row '
+                           f'{row}') from None
+        if lines:
+          raise ValueError(f'{path}:{line_number}: a second header row '
+                           f'{row}; expected numbers') from None
+        lines.append(line_number)
         continue  # header
       if len(values) != 4:
         raise ValueError(f'{path}:{line_number}: expected 4 columns '
                          f'(wavelength, red, green, blue), got {len(values)}')
+      if not np.all(np.isfinite(values)):
+        raise ValueError(f'{path}:{line_number}: non-finite value in {row}')
       rows.append(values)
+      lines.append(line_number)
   if len(rows) < 3:
     raise ValueError(f'{path}: needs at least 3 wavelengths, got {len(rows)}')
   data = np.asarray(rows)
+  lines = lines[-len(rows):]
+  steps = np.diff(data[:, 0])
+  if np.any(steps <= 0):
+    bad = int(np.argmax(steps <= 0)) + 1
+    raise ValueError(f'{path}:{lines[bad]}: wavelengths must strictly '
+                     f'increase, got {data[bad - 1, 0]:g} then '
+                     f'{data[bad, 0]:g} nm')
+  # Tolerance: resampled or noisy measurements dip a hair below zero (the
+  # colour-science Nikon data reach -2e-19); a real negative is a bad file.
+  floor = -1e-3 * np.maximum(data[:, 1:].max(0), 0)
+  negative = np.argwhere(data[:, 1:] < floor)
+  if negative.size:
+    row, channel = negative[0]
+    raise ValueError(f'{path}:{lines[row]}: negative sensitivity '
+                     f'{data[row, channel + 1]:g} in the '
+                     f'{("red", "green", "blue")[channel]} channel')
+  for channel, name in enumerate(('red', 'green', 'blue')):
+    if not np.any(data[:, channel + 1] > 0):
+      raise ValueError(f'{path}: the {name} channel is zero at every '
+                       'wavelength')
+  if data[0, 0] > CSV_MIN_RANGE[0] or data[-1, 0] < CSV_MIN_RANGE[1]:
+    raise ValueError(f'{path}: wavelengths {data[0, 0]:g}-{data[-1, 0]:g} nm '
+                     f'do not cover {CSV_MIN_RANGE[0]:g}-'
+                     f'{CSV_MIN_RANGE[1]:g} nm (the simulator works on '
+                     '400-700 nm)')
   colour = _colour()
   msds = colour.MultiSpectralDistributions(
       data[:, 1:], data[:, 0], labels=('red', 'green', 'blue'))

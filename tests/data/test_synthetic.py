@@ -241,3 +241,103 @@ def test_cli_writes_the_raw2raw_layout(tmp_path):
               f'{name}.mat').is_file()
       assert (tmp_path / 'unpaired' / slug / 'dng' /
               f'{name.rsplit("_", 1)[0]}.dng').is_file()
+
+
+# ------------------------------------------- second generation (issue 15) --
+
+needs_ssf = pytest.mark.skipif(synthetic.default_ssf_dir() is None,
+                               reason='no measured-camera folder '
+                               '(../shared/data/ssf or $RAWJAX_SSF_DIR)')
+V2 = synthetic.SceneConfig(height=SIZE, width=SIZE, shading=True,
+                           content_sources='catalogue', natural_fraction=0.5,
+                           procedural_fraction=0.5, chart_fraction=0.3)
+
+
+def test_first_generation_presets_are_unchanged():
+  base = synthetic.SceneConfig()
+  assert synthetic.PRESETS['raw2raw'] == base
+  assert synthetic.PRESETS['multi_illum'] == base.replace(
+      multi_illuminant_fraction=1.0, chart_fraction=0.7)
+  assert synthetic.PRESETS['raw2srgb'] == base.replace(
+      multi_illuminant_fraction=0.0, chart_fraction=0.2,
+      shot_range=(1e-4, 0.012))
+  assert (base.cameras, base.shading, base.content_sources,
+          base.isp_style) == (None, False, 'legacy', None)
+
+
+@needs_ssf
+def test_second_generation_presets():
+  presets = synthetic.PRESETS
+  for name in ('raw2raw_v2', 'multi_illum_v2', 'raw2srgb_v2'):
+    config = presets[name]
+    profiles = synthetic.scene_cameras(config)
+    assert sorted(p.kind for p in profiles) == ['dslr', 'phone']
+    assert config.shading and config.content_sources == 'catalogue'
+  assert presets['raw2raw_v2'].multi_illuminant_fraction == 0.3
+  assert presets['multi_illum_v2'].multi_illuminant_fraction == 1.0
+  srgb = presets['raw2srgb_v2']
+  assert srgb.isp_style is not None and srgb.unlabelled_fraction > 0
+  assert srgb.multi_illuminant_fraction == 0.0
+
+
+def test_content_split_keeps_unlabelled_photographs_apart():
+  labelled, unlabelled = synthetic.catalogue_names(0.5)
+  assert labelled and unlabelled and not set(labelled) & set(unlabelled)
+  config = V2.replace(natural_fraction=1.0, unlabelled_fraction=0.5,
+                      noise=False)
+  for index in range(4):
+    for role, pool in ((False, labelled), (True, unlabelled)):
+      scene = synthetic.generate_scene(2, index, config=config,
+                                       cameras=[NIKON], unlabelled=role)
+      assert scene.content.removeprefix('photo: ') in pool, scene.content
+
+
+def test_second_generation_scene_is_deterministic_per_seed_and_index():
+  first = synthetic.generate_scene(5, 3, config=V2)
+  again = synthetic.generate_scene(5, 3, config=V2)
+  alone = synthetic.generate_scene(5, 3, config=V2, cameras=[SIGMA])
+  other = synthetic.generate_scene(5, 4, config=V2)
+  assert first.content == again.content
+  for slug, capture in first.captures.items():
+    np.testing.assert_array_equal(capture.mosaic, again.captures[slug].mosaic)
+    np.testing.assert_array_equal(capture.srgb, again.captures[slug].srgb)
+  np.testing.assert_array_equal(alone.captures[SIGMA.slug].mosaic,
+                                first.captures[SIGMA.slug].mosaic)
+  assert not np.array_equal(other.captures[NIKON.slug].mosaic,
+                            first.captures[NIKON.slug].mosaic)
+  # Shading darkens the corners relative to the centre of a flat field.
+  falloff = first.captures[NIKON.slug].falloff
+  assert falloff.shape == (SIZE // 2, SIZE // 2, 4)
+  assert falloff.min() < 0.9 < falloff.max() <= 1.0
+
+
+def test_camera_like_isp_target():
+  config = V2.replace(isp_style='phone', noise=False)
+  styled = synthetic.generate_scene(1, 0, config=config, cameras=[NIKON])
+  plain = synthetic.generate_scene(1, 0, config=config.replace(
+      isp_style=None), cameras=[NIKON])
+  target = styled.captures[NIKON.slug].srgb
+  assert target.shape == (SIZE, SIZE, 3) and np.all(np.isfinite(target))
+  assert 0.0 <= target.min() and target.max() <= 1.0
+  assert np.abs(target - plain.captures[NIKON.slug].srgb).mean() > 0.01
+  # The raw is the same: only the rendering of the target changed.
+  np.testing.assert_array_equal(styled.captures[NIKON.slug].mosaic,
+                                plain.captures[NIKON.slug].mosaic)
+
+
+@needs_ssf
+def test_cli_writes_a_second_generation_dataset(tmp_path):
+  summary = synthetic.main(['--out', str(tmp_path), '--preset', 'raw2raw_v2',
+                            '--num', '10', '--size', str(SIZE), str(SIZE),
+                            '--samples', '2'])
+  assert (tmp_path / 'samples.png').stat().st_size > 1000
+  kinds = {c['slug']: c['kind'] for c in summary['cameras']}
+  assert kinds == {'nokia-n900': 'phone', 'canon-5dmarkii': 'dslr'}
+  entry = summary['splits']['test'][0]
+  raw = rawio.read_raw(tmp_path / 'paired' / entry['origin'] / 'dng' /
+                       f'{entry["name"]}.dng')
+  assert len(raw.gain_maps) == 4
+  meta = np.load(tmp_path / 'paired' / entry['origin'] / 'meta' /
+                 f'{entry["file"]}.npz')
+  np.testing.assert_allclose(raw.gain_map(), 1 / meta['shading_falloff'],
+                             rtol=0.03)
