@@ -13,29 +13,20 @@ import json
 from absl import app
 from absl import flags
 import jax
-from ml_collections import config_flags
 
+from launch import _cli
 from rawjax import train
-from rawjax.train import parallel
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config: configs/<name>.py[:variant].',
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None,
-                               'The training run\'s output directory.')
+_CONFIG, _WORKDIR, _INITIALIZE = _cli.define_flags(
+    workdir_help="The training run's output directory.")
 _STEP = flags.DEFINE_integer('step', None,
                              'Checkpoint step to evaluate (default: newest).')
-flags.mark_flags_as_required(['config', 'workdir'])
-_INITIALIZE = parallel.define_distributed_flags()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  _INITIALIZE()
-  train.configure_logging()
-  results = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value,
-                                      step=_STEP.value)
+  with _cli.start(argv, _INITIALIZE):
+    results = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value,
+                                        step=_STEP.value)
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2, default=str))
 

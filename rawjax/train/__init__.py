@@ -7,7 +7,8 @@ tables) is a package `rawjax.methods.<paper>` that registers a `Method` with
 imported on first use, not here). See docs/training.md and docs/design.md.
 """
 
-from rawjax.train.checkpoint import Checkpointer
+from rawjax.train.checkpoint import (
+    CheckpointCorruptError, CheckpointSaveError, Checkpointer)
 from rawjax.train.config import (
     BASE_SECTIONS, PARALLEL_MODES, base_config, validate_config)
 from rawjax.train.loop import (
@@ -26,7 +27,8 @@ from rawjax.train.state import (
 from rawjax.train.state import create as create_state
 
 __all__ = [
-    'AXIS_NAME', 'BASE_SECTIONS', 'Checkpointer', 'Method', 'MetricWriter',
+    'AXIS_NAME', 'BASE_SECTIONS', 'CheckpointCorruptError',
+    'CheckpointSaveError', 'Checkpointer', 'Method', 'MetricWriter',
     'PARALLEL_MODES', 'Parallel', 'StepFn', 'TrainingDivergedError',
     'all_finite', 'base_config', 'check_state', 'configure_logging',
     'create_state', 'define_distributed_flags',

@@ -5,7 +5,7 @@
  1. validates the config and looks up `config.method` in the registry;
  2. builds the state with `method.init(config, jax.random.PRNGKey(seed))`
     and, if `workdir/checkpoints` has one, restores the newest checkpoint
-    into it (resume);
+    that verifies into it (resume);
  3. iterates from the restored step to `config.train.num_steps`: one host
     batch from `method.make_data(..., split='train')` (resumed at that
     step), placed by `rawjax.train.parallel.Parallel`, then all of
@@ -27,9 +27,11 @@
     JSON lines in `workdir/metrics.jsonl`, sample image grids
     (`method.sample_images`) as PNG under `workdir/images`;
  5. checkpoints every `checkpoint.every_steps` steps, at the end, and when
-    SIGTERM arrives (then stops cleanly and returns); evaluates every
-    `train.eval_every_steps` and at the end (`method.evaluate` on every
-    process, results under `workdir/eval/step_<k>/`).
+    SIGTERM arrives (then stops cleanly and returns); a save that fails
+    (also in the background) stops the run with `CheckpointSaveError`;
+    evaluates every `train.eval_every_steps` and at the end
+    (`method.evaluate` on every process, results under
+    `workdir/eval/step_<k>/`).
 
 Host syncs are lagged by one step: the outcome (skip flag, metrics) of step
 k is read while step k + 1 runs, except at log, checkpoint and stop points.
@@ -450,6 +452,9 @@ def _train(config, method: Method, parallel: parallel_lib.Parallel,
         if save or stopped:
           checkpointer.save(step, parallel.unreplicate(state),
                             meta=dict(skipped_steps=outcomes.skipped))
+        # A background save that failed stops the run here, not at the next
+        # save point (which could be hours of lost steps away).
+        checkpointer.check()
         if (_due(step, config.train.eval_every_steps) and step < num_steps and
             not stopped):
           _evaluate(config, method, parallel.unreplicate(state),
@@ -490,6 +495,10 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
       were non-finite (the checkpoints keep the last good state).
     ValueError: bad config values, or a checkpoint that does not match the
       state the config builds.
+    CheckpointSaveError: a checkpoint could not be written (full disk,
+      permission, I/O error); the earlier checkpoints are intact.
+    CheckpointCorruptError: no checkpoint in the workdir verifies (the bad
+      ones are kept in `checkpoints/corrupt/`).
   """
   config_lib.validate_config(config)
   method = get_method(config.method)
@@ -513,6 +522,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
         async_save=config.checkpoint.async_save))
     skipped = 0
     if checkpointer.latest_step() is not None:
+      # The newest checkpoint that verifies; corrupt newer ones are moved
+      # to checkpoints/corrupt/ and named in one warning.
       host_state, meta = checkpointer.restore(host_state)
       skipped = int(meta.get('skipped_steps', 0))
       logging.info('resuming %s from step %d (%s)', method.name,
@@ -545,6 +556,8 @@ def evaluate_checkpoint(config, workdir: str | os.PathLike[str], *,
   Raises:
     FileNotFoundError: `workdir/checkpoints` has no checkpoint (train
       first) or not that step.
+    CheckpointCorruptError: checkpoint `step` fails verification (without
+      `step`: no checkpoint verifies; a corrupt newest one is skipped).
   """
   config_lib.validate_config(config)
   method = get_method(config.method)
