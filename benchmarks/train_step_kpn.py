@@ -6,7 +6,7 @@
     gradient with respect to the kernels (the training case);
   * forward: the whole KPN (U-Net predictor + kernel application) on packed
     images, the quick and paper widths;
-  * train: one `rawjax.train.kpn_isp` step (L1, Adam) on a batch of 16
+  * train: one `rawjax.methods.kpn` step (L1, Adam) on a batch of 16
     packed 64 x 64 patches (the paper config's batch), pmapped over 1 and 4
     host devices.
 
@@ -49,7 +49,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _timing import time_call  # noqa: E402
 
 from rawjax.models import kpn  # noqa: E402
-from rawjax.train import kpn_isp  # noqa: E402
+from rawjax.methods import kpn as kpn_isp  # noqa: E402
 from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def bench_apply(size, method, gradient, repeats):
 
 def bench_forward(variant, size, repeats):
   config = _config(variant)
-  model = kpn_isp._model(config)  # pylint: disable=protected-access
+  model = kpn_isp.kpn_model(config)
   params = kpn_isp.init(config, jax.random.PRNGKey(0))['params']
   x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (4, size, size, 4)),
                   jnp.float32)

@@ -8,7 +8,7 @@
     + 0.15 (1 - SSIM) terms of the method (the GCM, the flow and the VGG term
     are left out so both frameworks do the same work; PyTorch computes the
     same SSIM with its depthwise-conv formulation);
-  * tiled: peak resident memory of `rawjax.train.liteisp.process_full_frame`
+  * tiled: peak resident memory of `rawjax.methods.liteisp.process_full_frame`
     on a 12 MP raw (4032x3024 Bayer, packed 2016x1512x4, output
     4032x3024x3), measured in a fresh subprocess (`ru_maxrss`), with the
     resident size before inference and the output accumulator's analytic
@@ -41,7 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rawjax import losses, models
+from rawjax import models
+from rawjax.methods.liteisp import objective
 from rawjax.data.datasets.zrr import coordinate_map
 from _timing import time_call  # benchmarks/_timing.py
 
@@ -76,8 +77,8 @@ def _jax_numbers(batch: int, repeats: int) -> dict[str, float]:
   def step(p, o, r, t):
     def loss(q):
       out = model.apply({'params': q}, r)
-      return (losses.masked_l1_loss(prediction=out, target=t) +
-              0.15 * losses.ssim_loss(prediction=out, target=t))
+      return (objective.masked_l1_loss(prediction=out, target=t) +
+              0.15 * objective.ssim_loss(prediction=out, target=t))
     value, grads = jax.value_and_grad(loss)(p)
     updates, o = tx.update(grads, o, p)
     return optax.apply_updates(p, updates), o, value
@@ -147,7 +148,7 @@ _TILED_SCRIPT = r'''
 import json, resource, sys, time
 import jax, jax.numpy as jnp, numpy as np
 from rawjax import models
-from rawjax.train import liteisp
+from rawjax.methods import liteisp
 h, w, tile, overlap = (int(v) for v in sys.argv[1:5])
 model = models.LiteISPNet()
 shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),

@@ -14,13 +14,16 @@ Adam 1e-4 with warm-up and cosine decay, 16 patches a step, 200k steps
 
 `--config.data.root` names a folder with train/ and test/ sub-folders of
 .npz pairs ('raw' (h, w, 4), 'srgb' (2h, 2w, 3), see
-`rawjax.train.kpn_isp.PairFolder`). Empty, the simulator's 'raw2srgb' preset
-is generated once into the cache and used instead.
+`rawjax.data.datasets.kpn_pairs.PairFolder`). Empty, the simulator's
+'raw2srgb' preset is generated once into the cache and exported into that
+layout (`rawjax.data.simulated.kpn_pairs`).
 
 'quick' trains a narrower KPN (5 x 5 kernels) on a small simulated dataset
 (one camera, ~100 training images of 128 x 128 packed), with the raw
 white-balanced by its as-shot gains, and evaluates it against
 `rawjax.isp.process` on this 2-core CPU in about 10 minutes.
+
+The method: `rawjax.methods.kpn` (docs/kpn.md).
 """
 
 import ml_collections

@@ -21,9 +21,11 @@ LPIPS in the evaluation: `--config.eval.lpips_weights=lpips.npz` (from
 
 'quick' trains a narrow LiteISPNet on a small simulated ZRR-layout dataset
 whose targets are rendered by another camera and misaligned by a known
-smooth warp (`rawjax.train.liteisp.ensure_synthetic_zrr`), without the VGG
-term (no pretrained weights offline), and evaluates it against the true
+smooth warp (`rawjax.data.simulated.zrr.ensure_synthetic_zrr`), without the
+VGG term (no pretrained weights offline), and evaluates it against the true
 aligned targets, on this 2-core CPU in minutes.
+
+The method: `rawjax.methods.liteisp` (docs/liteisp.md).
 """
 
 import ml_collections

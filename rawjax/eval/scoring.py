@@ -34,12 +34,13 @@ def _lab(x: jax.Array, view: Callable[[jax.Array], jax.Array] | None):
 
 
 @functools.partial(jax.jit, static_argnames=('names', 'view', 'data_range',
-                                             'clip'))
+                                             'clip', 'sample_covariance'))
 def image_scores(prediction: jax.Array, target: jax.Array, *,
                  names: Sequence[str] = ('psnr', 'ssim', 'mae'),
                  view: Callable[[jax.Array], jax.Array] | None = None,
                  data_range: float = 1.0,
-                 clip: bool = False) -> dict[str, jax.Array]:
+                 clip: bool = False,
+                 sample_covariance: bool = False) -> dict[str, jax.Array]:
   """Scores of prediction against target, per image.
 
   Args:
@@ -50,6 +51,8 @@ def image_scores(prediction: jax.Array, target: jax.Array, *,
       passes `rawjax.isp.packed_to_rgb`, Afifi's convention).
     data_range: the images' range for PSNR and SSIM.
     clip: clip the prediction to [0, data_range] first.
+    sample_covariance: SSIM with skimage's sample covariance (its default;
+      LiteISPNet's evaluation on 8-bit images), see `rawjax.metrics.ssim`.
 
   Returns:
     {name: (...) float32}.
@@ -61,7 +64,9 @@ def image_scores(prediction: jax.Array, target: jax.Array, *,
     prediction = jnp.clip(prediction, 0.0, data_range)
   fns = {
       'psnr': lambda: metrics.psnr(prediction, target, data_range=data_range),
-      'ssim': lambda: metrics.ssim(prediction, target, data_range=data_range),
+      'ssim': lambda: metrics.ssim(
+          prediction, target, data_range=data_range,
+          use_sample_covariance=sample_covariance),
       'mae': lambda: metrics.mae(prediction, target),
       'delta_e2000': lambda: metrics.mean_delta_e2000(
           _lab(_unit(prediction, data_range), view),

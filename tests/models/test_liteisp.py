@@ -1,5 +1,8 @@
 """LiteISPNet, GCM, VGG-19, the PatchGAN, tiling, their losses and converters.
 
+The losses: `rawjax.methods.liteisp.objective` and the LSGAN terms of
+`rawjax.losses`.
+
 References: the layer counts of the spec (9,039,623 / 46,243 / 2,765,633
 parameters, counted with jax.eval_shape), an explicit filter-bank formula for
 the Haar DWT, scipy for the zero-padded SSIM, and an independent PyTorch
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from rawjax import convert, losses, models
+from rawjax.methods.liteisp import objective
 from rawjax.isp import cfa
 from rawjax.models import liteisp, tiling, vgg
 from rawjax.data.datasets.zrr import coordinate_map
@@ -108,7 +112,7 @@ def test_half_scale_matches_torch_bilinear():
   expected = torch.nn.functional.interpolate(
       torch.from_numpy(x.transpose(0, 3, 1, 2)), scale_factor=0.5,
       mode='bilinear').numpy().transpose(0, 2, 3, 1)
-  np.testing.assert_allclose(losses.half_scale(x), expected, atol=1e-6)
+  np.testing.assert_allclose(objective.half_scale(x), expected, atol=1e-6)
 
 
 # --- losses --------------------------------------------------------------------------
@@ -132,9 +136,9 @@ def test_ssim_loss_matches_scipy_zero_padding(variant):
   expected = np.mean((2 * mx * my + c1) * (2 * vxy + c2) /
                      ((mx**2 + my**2 + c1) * (vx + vy + c2)))
   x, y = x.astype(np.float32), y.astype(np.float32)
-  got = variant(lambda a, b: losses.ssim_loss(prediction=a, target=b))(x, y)
+  got = variant(lambda a, b: objective.ssim_loss(prediction=a, target=b))(x, y)
   np.testing.assert_allclose(got, 1.0 - expected, atol=2e-5)
-  grad = jax.jit(jax.grad(lambda p: losses.ssim_loss(prediction=p,
+  grad = jax.jit(jax.grad(lambda p: objective.ssim_loss(prediction=p,
                                                      target=y)))(x)
   assert np.all(np.isfinite(grad))
 
@@ -145,7 +149,7 @@ def test_masked_and_adversarial_losses():
   m = (rng.uniform(size=(2, 4, 4, 1)) > 0.3).astype(np.float64)
   # Masked zeros count in the mean (torch L1Loss over all elements).
   np.testing.assert_allclose(
-      losses.masked_l1_loss(prediction=p, target=t * m, mask=m),
+      objective.masked_l1_loss(prediction=p, target=t * m, mask=m),
       np.abs(p * m - t * m).mean(), rtol=1e-6)
   d_fake, d_real = rng.normal(size=(2, 3, 3, 1)), rng.normal(size=(2, 3, 3, 1))
   np.testing.assert_allclose(
@@ -154,11 +158,23 @@ def test_masked_and_adversarial_losses():
   np.testing.assert_allclose(
       losses.lsgan_generator_loss(fake_logits=d_fake),
       np.mean((d_fake - 1)**2), rtol=1e-6)
-  total = losses.liteisp_total_loss(gcm=1.0, l1=2.0, vgg=3.0, ssim=0.5,
+  total = objective.liteisp_total_loss(gcm=1.0, l1=2.0, vgg=3.0, ssim=0.5,
                                     adversarial=np.nan)
   np.testing.assert_allclose(total, 1 + 2 + 3 + 0.15 * 0.5, rtol=1e-6)
   with pytest.raises(ValueError, match='shapes differ'):
-    losses.masked_l1_loss(prediction=p, target=t[:1])
+    objective.masked_l1_loss(prediction=p, target=t[:1])
+  # Eq. 7's terms on m * y_hat against the (masked) y_w.
+  y_w = t * m
+  terms = objective.masked_terms(output=p, target=y_w, mask=m, ssim=False)
+  assert set(terms) == {'l1'}
+  np.testing.assert_allclose(terms['l1'], np.abs(p * m - y_w).mean(),
+                             rtol=1e-6)
+  big = rng.uniform(0, 1, (1, 16, 16, 3))
+  ones = np.ones((1, 16, 16, 1))
+  terms = objective.masked_terms(output=big, target=big * 0.5, mask=ones)
+  np.testing.assert_allclose(
+      terms['ssim'], objective.ssim_loss(prediction=big, target=big * 0.5),
+      rtol=1e-6)
 
 
 def test_vgg_perceptual_loss_is_zero_on_equal_images_and_differentiable():
@@ -167,7 +183,7 @@ def test_vgg_perceptual_loss_is_zero_on_equal_images_and_differentiable():
                              jnp.zeros((1, 8, 8, 3)))['params']
   x = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (1, 8, 8, 3)),
                   jnp.float32)
-  loss = functools.partial(losses.vgg_perceptual_loss, vgg_params=params,
+  loss = functools.partial(objective.vgg_perceptual_loss, vgg_params=params,
                            layer='relu1_2')
   assert float(jax.jit(lambda a: loss(prediction=a, target=a))(x)) == 0.0
   grad = jax.jit(jax.grad(lambda p: loss(prediction=p, target=x * 0.5)))(x)

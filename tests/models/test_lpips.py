@@ -113,13 +113,13 @@ def test_cli_and_saved_params_round_trip(reference, images, tmp_path):
 
 
 def test_liteisp_config_names_a_missing_lpips_file(tmp_path):
-  from rawjax.train import liteisp  # pylint: disable=g-import-not-at-top
+  from rawjax.methods import liteisp  # pylint: disable=g-import-not-at-top
   from rawjax.train.config import load_config_module  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
       'liteisp_zrr.py')
   config = load_config_module(path).get_config('quick')
   assert config.eval.lpips_weights == ''
-  liteisp._check_config(config)  # pylint: disable=protected-access
+  liteisp.check_config(config)
   config.eval.lpips_weights = str(tmp_path / 'missing.npz')
   with pytest.raises(ValueError, match='config.eval.lpips_weights'):
-    liteisp._check_config(config)  # pylint: disable=protected-access
+    liteisp.check_config(config)

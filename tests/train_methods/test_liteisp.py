@@ -17,7 +17,10 @@ from PIL import Image
 
 from rawjax import convert, models
 from rawjax.io import write_image
-from rawjax.train import liteisp
+from rawjax.data.datasets import zrr
+from rawjax.data.simulated import zrr as zrr_simulation
+from rawjax.methods import liteisp
+from rawjax.methods.liteisp import inference
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
 
@@ -179,7 +182,7 @@ def test_one_step_per_config(dataset, vgg_weights, variant, tmp_path):
   keys = ['loss', 'loss_gcm', 'loss_l1', 'loss_ssim', 'mask_fraction',
           'psnr_isp', 'isp_grad_norm', 'gcm_update_norm']
   if variant == '':
-    keys += ['loss_vgg', 'loss_adv', 'loss_disc']
+    keys += ['loss_vgg', 'loss_adv', 'loss_disc', 'disc_grad_norm']
   for key in keys:
     assert np.all(np.isfinite(metrics[key])), key
     np.testing.assert_allclose(metrics[key], metrics[key][0], rtol=1e-5)
@@ -203,13 +206,16 @@ def test_one_step_per_config(dataset, vgg_weights, variant, tmp_path):
     for metric in ('psnr', 'ssim'):
       assert np.isfinite(scalars[f'{setting}/{metric}'])
   assert (tmp_path / 'results.md').read_text().count('|') > 10
-  assert (tmp_path / 'grid.png').is_file()
+  # One row (eval.num_grid_images) of five 32 x 32 images, under a band of
+  # column titles and beside its row label.
+  from rawjax.io import read_image  # pylint: disable=g-import-not-at-top
+  grid = read_image(tmp_path / 'grid.png')
+  assert grid.shape[0] > 32 + 4 and grid.shape[1] > 5 * (32 + 2) + 2
   images = method.sample_images(config, host, batch)
   assert images['output'].shape == (4, 32, 32, 3)
 
 
 def test_alignment_recovers_the_known_shift(dataset):
-  from rawjax.data.datasets import zrr  # pylint: disable=g-import-not-at-top
   sample = zrr.ZRRDataset(dataset, split='test').load('0')
   target = jnp.asarray(sample['rgb'])[None]
   true = np.asarray(Image.open(dataset / 'test' / 'canon_aligned' / '0.png'),
@@ -242,8 +248,8 @@ def test_full_frame_tiling_matches_the_whole_frame():
   raw = np.random.default_rng(3).uniform(0, 1, (40, 24, 4)).astype(np.float32)
   # A frame no larger than the tile runs in one piece: the plain forward.
   whole = liteisp.process_full_frame(model, params, raw, tile=64, overlap=8)
-  direct = liteisp._jitted_apply(model)(  # pylint: disable=protected-access
-      params, raw[None], liteisp.zrr.coordinate_map(40, 24)[None])[0]
+  direct = inference.apply_fn(model)(
+      params, raw[None], zrr.coordinate_map(40, 24)[None])[0]
   np.testing.assert_allclose(whole, direct, atol=1e-5)
   tiled = liteisp.process_full_frame(model, params, raw, tile=24, overlap=16)
   assert tiled.shape == (80, 48, 3)
@@ -256,7 +262,7 @@ def test_synthetic_data_is_generated_once(tmp_path, monkeypatch):
   def fake_sample(root, folder, key, seed, index, **kwargs):
     calls.append((folder, key, index, kwargs))
 
-  monkeypatch.setattr(liteisp, '_write_zrr_sample', fake_sample)
+  monkeypatch.setattr(zrr_simulation, 'write_zrr_sample', fake_sample)
   config = ml_collections.ConfigDict(CONFIGS.get_config('quick').to_dict())
   config.data.cache_dir = str(tmp_path)
   root = liteisp.dataset_root(config)
@@ -264,6 +270,6 @@ def test_synthetic_data_is_generated_once(tmp_path, monkeypatch):
   assert len(calls) == 144 and calls[-1][:3] == ('test', 15, 143)
   assert calls[0][3]['margin'] >= 2 * 3.0 / 2
   assert liteisp.dataset_root(config) == root and len(calls) == 144
-  flow = liteisp.smooth_warp_flow(np.random.default_rng(0), 64, 64,
-                                  max_shift=3.0)
+  flow = zrr_simulation.smooth_warp_flow(np.random.default_rng(0), 64, 64,
+                                         max_shift=3.0)
   assert flow.shape == (64, 64, 2) and np.abs(flow).max() < 3.0

@@ -1,4 +1,4 @@
-"""RAW-to-sRGB with misaligned supervision (Zhang et al., ICCV 2021): the objective.
+"""LiteISPNet's objective (Zhang et al., ICCV 2021, RAW-to-sRGB misaligned).
 
 The LiteISPNet/GCM losses as the released code computes them
 (`zrrjoint_model.py`, `models/losses.py`). The validity mask m (eq. 6)
@@ -7,6 +7,14 @@ already masked, and each term is a plain mean over *all* elements, masked
 zeros included (no division by the mask area). The paper writes eq. 7 with
 the mask inside the VGG norm; the code masks the images before VGG, which
 is what is done here.
+
+  * eq. 5, L_GCM: `masked_l1_loss` of the masked GCM output;
+  * eq. 7, LiteISPNet's reconstruction terms: `masked_terms` (L1, VGG
+    (`vgg_perceptual_loss` at x0.5, `half_scale`) and 1 - SSIM
+    (`ssim_loss`, the training SSIM `ssim_zero_padded`));
+  * eqs. 8-9, LiteISPGAN's LSGAN terms: `rawjax.losses`
+    (`lsgan_generator_loss`, `lsgan_discriminator_loss`);
+  * eq. 11, the total: `liteisp_total_loss`.
 """
 
 from __future__ import annotations
@@ -17,12 +25,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from rawjax import metrics as _metrics
+from rawjax import metrics
 
 __all__ = [
-    'half_scale', 'liteisp_total_loss', 'masked_l1_loss', 'ssim_loss',
-    'ssim_zero_padded', 'vgg_perceptual_loss',
+    'half_scale', 'liteisp_total_loss', 'masked_l1_loss', 'masked_terms',
+    'ssim_loss', 'ssim_zero_padded', 'vgg_perceptual_loss',
 ]
+
 
 def masked_l1_loss(*, prediction: ArrayLike, target: ArrayLike,
                    mask: ArrayLike | None = None) -> jax.Array:
@@ -69,12 +78,12 @@ def ssim_zero_padded(x: ArrayLike, y: ArrayLike, *, sigma: float = 1.5,
   if x.shape != y.shape or x.ndim != 4:
     raise ValueError(f'ssim_zero_padded: need two (N, H, W, C) images of one '
                      f'shape, got {x.shape} and {y.shape}.')
-  taps = _metrics._gaussian_taps(sigma)  # pylint: disable=protected-access
+  taps = metrics.gaussian_taps(sigma)
   r = len(taps) // 2
   c = x.shape[-1]
   z = jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1)
   z = jnp.pad(z, ((0, 0), (r, r), (r, r), (0, 0)))
-  filt = _metrics._filter_valid  # pylint: disable=protected-access
+  filt = metrics.filter_valid
   z = filt(filt(z, taps, -2), taps, -3)
   mx, my, mxx, myy, mxy = (z[..., i * c:(i + 1) * c] for i in range(5))
   c1, c2 = (k1 * data_range)**2, (k2 * data_range)**2
@@ -155,3 +164,31 @@ def liteisp_total_loss(*, gcm: ArrayLike, l1: ArrayLike,
     if weight:
       total = total + weight * jnp.asarray(value, jnp.float32)
   return total
+
+
+def masked_terms(*, output: ArrayLike, target: ArrayLike, mask: ArrayLike,
+                 ssim: bool = True, vgg_params: Any = None,
+                 vgg_layer: str = 'relu5_4') -> dict[str, jax.Array]:
+  """LiteISPNet's terms of eq. 7 on m * y_hat against y_w, unweighted.
+
+  Args:
+    output: (N, H, W, 3) LiteISPNet output y_hat (linear, not clamped).
+    target: (N, H, W, 3) warped target y_w (masked by the aligner).
+    mask: (N, H, W, 1) validity mask m in {0, 1} (eq. 6).
+    ssim: compute the SSIM term (its weight is > 0).
+    vgg_params: VGG-19 parameters for the perceptual term; None = no term.
+    vgg_layer: its feature layer.
+
+  Returns:
+    {'l1': `masked_l1_loss`, 'ssim': `ssim_loss` (1 - SSIM), 'vgg':
+    `vgg_perceptual_loss`}, float32 scalars, the terms switched off absent;
+    `liteisp_total_loss` weights them (eq. 11).
+  """
+  output = jnp.asarray(output) * mask
+  terms = {'l1': masked_l1_loss(prediction=output, target=target)}
+  if ssim:
+    terms['ssim'] = ssim_loss(prediction=output, target=target)
+  if vgg_params is not None:
+    terms['vgg'] = vgg_perceptual_loss(prediction=output, target=target,
+                                       vgg_params=vgg_params, layer=vgg_layer)
+  return terms
