@@ -108,3 +108,14 @@ def test_results_files(tmp_path):
   assert cells == ['30.12 +- 0.50', '0.900']
   assert rawjax_eval.markdown_table(('a', 'b'), [(1, 2)]) == [
       '| a | b |', '|---|---|', '| 1 | 2 |']
+
+
+def test_sample_covariance_option_is_skimage_s_flag():
+  prediction, target = _pair(5)
+  got = rawjax_eval.image_scores(prediction, target, names=('ssim',),
+                                 sample_covariance=True)
+  np.testing.assert_allclose(
+      got['ssim'], metrics.ssim(prediction, target,
+                                use_sample_covariance=True), rtol=1e-6)
+  default = rawjax_eval.image_scores(prediction, target, names=('ssim',))
+  assert not np.allclose(got['ssim'], default['ssim'], rtol=1e-7, atol=0)
