@@ -22,8 +22,8 @@ from rawjax import _checks
 from rawjax.isp import _math
 
 __all__ = [
-    'angular_error', 'delta_e2000', 'histogram_kl', 'mae', 'mean_delta_e2000',
-    'psnr', 'ssim'
+    'angular_error', 'delta_e2000', 'filter_valid', 'gaussian_taps',
+    'histogram_kl', 'mae', 'mean_delta_e2000', 'psnr', 'ssim'
 ]
 
 # The public functions are jitted with their options static: called eagerly,
@@ -55,7 +55,9 @@ def _sqrt0(x: jnp.ndarray) -> jnp.ndarray:
   norm at its minimum.
   """
   pos = x > 0
-  return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+  # NaN stays NaN: a NaN pixel must not score as a perfect match.
+  return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)),
+                   jnp.where(jnp.isnan(x), x, 0.0))
 
 
 def _atan2_deg(y: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
@@ -68,8 +70,30 @@ def _atan2_deg(y: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
 # ---------------------------------------------------------------- PSNR, MAE --
 
 
-@jax.jit
-def psnr(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
+def _data_range(x: ArrayLike, y: ArrayLike, data_range: ArrayLike | None, *,
+                fn: str) -> ArrayLike:
+  """The data range of psnr/ssim: given (checked when concrete) or inferred.
+
+  None means 1 for floating-point images and the dtype's range for integer
+  ones (255 for uint8, 65535 for uint16), as scikit-image infers it.
+  """
+  if data_range is None:
+    dtypes = {jnp.asarray(v).dtype for v in (x, y)}
+    ints = [d for d in dtypes if jnp.issubdtype(d, jnp.integer)]
+    if not ints:
+      return 1.0
+    if len(dtypes) > 1:
+      raise TypeError(f'{fn}: cannot infer data_range from images of dtypes '
+                      f'{" and ".join(sorted(map(str, dtypes)))}; pass '
+                      'data_range.')
+    info = jnp.iinfo(ints[0])
+    return float(int(info.max) - int(info.min))
+  _checks.check_positive(data_range, name='data_range', fn=fn)
+  return data_range
+
+
+def psnr(x: ArrayLike, y: ArrayLike, *,
+         data_range: float | None = None) -> jax.Array:
   """Peak signal-to-noise ratio per image, in dB.
 
     PSNR = 10 log10(data_range^2 / MSE),  MSE = mean over H, W, C of (x - y)^2
@@ -80,15 +104,29 @@ def psnr(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0) -> jax.Array:
 
   Args:
     x, y: (..., H, W, C) images with values in [0, data_range].
-    data_range: the peak value (1 for [0, 1] images, 255 for 8-bit scale).
+    data_range: the peak value (1 for [0, 1] images, 255 for 8-bit scale),
+      finite and > 0. None infers it from the dtype: 1 for floating-point
+      images, the dtype's range for integer ones (255 for uint8, 65535 for
+      uint16; x and y must then share the dtype).
 
   Returns:
-    (...,) PSNR per image.
+    (...,) PSNR per image. NaN for a traced data_range <= 0 (a concrete one
+    raises), and for images with a NaN.
+
+  Raises:
+    ValueError: a concrete data_range <= 0 or not finite.
+    TypeError: data_range=None with integer images of different dtypes.
   """
+  return _psnr(x, y, data_range=_data_range(x, y, data_range, fn='psnr'))
+
+
+@jax.jit
+def _psnr(x: ArrayLike, y: ArrayLike, *, data_range: ArrayLike) -> jax.Array:
   x, y = _pair(x, y, fn='psnr')
   mse = jnp.mean(jnp.square(x - y), axis=_HWC)
-  return 20.0 * jnp.log10(jnp.asarray(data_range, x.dtype)) - 10.0 * jnp.log10(
-      mse)
+  data_range = jnp.asarray(data_range, x.dtype)
+  value = 20.0 * jnp.log10(data_range) - 10.0 * jnp.log10(mse)
+  return jnp.where(data_range > 0, value, jnp.nan)
 
 
 @jax.jit
@@ -112,7 +150,11 @@ def mae(x: ArrayLike, y: ArrayLike) -> jax.Array:
 # ---------------------------------------------------------------------- SSIM --
 
 
-def _gaussian_taps(sigma: float) -> tuple[float, ...]:
+def gaussian_taps(sigma: float) -> tuple[float, ...]:
+  """SSIM's normalised 1-D Gaussian window: 2 int(3.5 sigma + 0.5) + 1 taps.
+
+  A tuple of Python floats (hashable: a static argument of `filter_valid`).
+  """
   # skimage forces truncate=3.5 with Gaussian weights; the radius rule is
   # scipy.ndimage's, so sigma 1.5 gives 11 taps.
   radius = int(3.5 * sigma + 0.5)
@@ -136,8 +178,13 @@ def _correlate_valid(z: jnp.ndarray, taps: tuple[float, ...],
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _filter_valid(z: jnp.ndarray, taps: tuple[float, ...],
-                  axis: int) -> jnp.ndarray:
+def filter_valid(z: jnp.ndarray, taps: tuple[float, ...],
+                 axis: int) -> jnp.ndarray:
+  """'Valid' correlation of `z` with `taps` along `axis` (SSIM's window).
+
+  The axis shrinks by len(taps) - 1. Reverse-mode differentiable with a
+  custom VJP (a full convolution, about as fast as the forward pass).
+  """
   return _correlate_valid(z, taps, axis)
 
 
@@ -154,12 +201,10 @@ def _filter_valid_bwd(taps, axis, _, g):
   return (_correlate_valid(jnp.pad(g, pad), taps[::-1], axis),)
 
 
-_filter_valid.defvjp(_filter_valid_fwd, _filter_valid_bwd)
+filter_valid.defvjp(_filter_valid_fwd, _filter_valid_bwd)
 
 
-@functools.partial(jax.jit,
-                   static_argnames=('use_sample_covariance', 'sigma'))
-def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0,
+def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float | None = None,
          use_sample_covariance: bool = False, sigma: float = 1.5,
          k1: float = 0.01, k2: float = 0.03) -> jax.Array:
   """Structural similarity per image, Gaussian-weighted (Wang et al. 2004).
@@ -189,17 +234,34 @@ def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0,
   Args:
     x, y: (..., H, W, C) images with values in [0, data_range]; H and W must be
       at least the window size (11).
-    data_range: the dynamic range of the images (1 or 255).
+    data_range: the dynamic range of the images (1 or 255), finite and > 0;
+      None infers it as `psnr` does (1 for floats, 255 for uint8, ...).
     use_sample_covariance: see above.
     sigma: Gaussian window standard deviation.
     k1, k2: the SSIM stabilising constants.
 
   Returns:
-    (...,) mean SSIM per image, in [-1, 1].
+    (...,) mean SSIM per image, in [-1, 1]; NaN for a traced data_range <= 0
+    (a concrete one raises).
+
+  Raises:
+    ValueError: a concrete data_range <= 0 or not finite; images smaller
+      than the window.
+    TypeError: data_range=None with integer images of different dtypes.
   """
+  return _ssim(x, y, data_range=_data_range(x, y, data_range, fn='ssim'),
+               use_sample_covariance=use_sample_covariance, sigma=sigma,
+               k1=k1, k2=k2)
+
+
+@functools.partial(jax.jit,
+                   static_argnames=('use_sample_covariance', 'sigma'))
+def _ssim(x: ArrayLike, y: ArrayLike, *, data_range: ArrayLike,
+          use_sample_covariance: bool, sigma: float, k1: ArrayLike,
+          k2: ArrayLike) -> jax.Array:
   fn = 'ssim'
   x, y = _pair(x, y, fn=fn)
-  taps = _gaussian_taps(sigma)
+  taps = gaussian_taps(sigma)
   win = len(taps)
   h, w = x.shape[-3], x.shape[-2]
   if h < win or w < win:
@@ -213,7 +275,7 @@ def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0,
   xs, ys = x - shift, y - shift
   c = x.shape[-1]
   z = jnp.concatenate([xs, ys, xs * xs, ys * ys, xs * ys], axis=-1)
-  z = _filter_valid(_filter_valid(z, taps, -2), taps, -3)
+  z = filter_valid(filter_valid(z, taps, -2), taps, -3)
   mx, my, mxx, myy, mxy = (z[..., i * c:(i + 1) * c] for i in range(5))
   npix = win * win
   cov_norm = npix / (npix - 1) if use_sample_covariance else 1.0
@@ -225,7 +287,7 @@ def ssim(x: ArrayLike, y: ArrayLike, *, data_range: float = 1.0,
   c2 = (k2 * data_range)**2
   s = ((2 * ux * uy + c1) * (2 * vxy + c2) /
        ((ux * ux + uy * uy + c1) * (vx + vy + c2)))
-  return jnp.mean(s, axis=_HWC)
+  return jnp.where(data_range > 0, jnp.mean(s, axis=_HWC), jnp.nan)
 
 
 # ------------------------------------------------------------ angular error --
@@ -246,12 +308,21 @@ def angular_error(x: ArrayLike, y: ArrayLike) -> jax.Array:
   and a finite gradient everywhere (including identical and zero vectors).
 
   Args:
-    x, y: (..., H, W, C) images (C = 3 for RGB; any C works).
+    x, y: (..., H, W, C) images (C = 3 for RGB; any C >= 2 works: with one
+      channel every angle would be 0).
 
   Returns:
-    (...,) mean angle per image in degrees, in [0, 180].
+    (...,) mean angle per image in degrees, in [0, 180]; NaN when a pixel is
+    NaN.
+
+  Raises:
+    ValueError: fewer than 2 channels, or different shapes.
   """
-  x, y = _pair(x, y, fn='angular_error')
+  fn = 'angular_error'
+  x, y = _pair(x, y, fn=fn)
+  if x.shape[-1] < 2:
+    raise ValueError(f'{fn}: x must have at least 2 channels (colour '
+                     f'vectors) on the last axis, got shape {tuple(x.shape)}.')
   nx2 = jnp.sum(x * x, axis=-1, keepdims=True)
   ny2 = jnp.sum(y * y, axis=-1, keepdims=True)
   nx, ny = _sqrt0(nx2), _sqrt0(ny2)
@@ -312,7 +383,8 @@ def delta_e2000(lab1: ArrayLike, lab2: ArrayLike, *, kl: float = 1.0,
       kl = 2 is the textiles setting).
 
   Returns:
-    (...) non-negative colour differences.
+    (...) non-negative colour differences; NaN where either colour has a
+    NaN (it propagates, so a mean over pixels is NaN too, never lowered).
   """
   fn = 'delta_e2000'
   lab1, lab2 = _pair(lab1, lab2, fn=fn, rank=1, layout='(..., 3)',
@@ -377,7 +449,7 @@ def mean_delta_e2000(lab1: ArrayLike, lab2: ArrayLike, *, kl: float = 1.0,
     kl, kc, kh: parametric weighting factors, see `delta_e2000`.
 
   Returns:
-    (...,) mean colour difference per image.
+    (...,) mean colour difference per image (NaN if any pixel is NaN).
   """
   fn = 'mean_delta_e2000'
   lab1, lab2 = _pair(lab1, lab2, fn=fn, layout='(..., H, W, 3)',

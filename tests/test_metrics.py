@@ -361,3 +361,72 @@ def test_delta_e2000_gradients_finite():
   # apart and give a bounded unit-size direction instead. Grey pairs give 0.
   assert np.abs(g1).max() < 5.0 and np.abs(g2).max() < 5.0
   np.testing.assert_array_equal(g1[1], 0.0)
+
+
+# --- argument validation and NaN propagation (issue 17) ------------------------
+
+@pytest.mark.parametrize('fn', [metrics.psnr, metrics.ssim])
+@pytest.mark.parametrize('data_range', [0, -1.0, float('nan'), float('inf')])
+def test_data_range_must_be_positive(fn, data_range):
+  x = np.random.default_rng(61).uniform(0, 1, (16, 16, 3))
+  with pytest.raises(ValueError, match=f'{fn.__name__}: data_range must be '
+                     'finite and > 0'):
+    fn(x, 0.5 * x, data_range=data_range)
+
+
+@pytest.mark.parametrize('fn', [metrics.psnr, metrics.ssim])
+def test_traced_data_range_not_positive_gives_nan(fn):
+  x = np.random.default_rng(62).uniform(0, 1, (16, 16, 3))
+  got = jax.jit(lambda d: fn(x, 0.5 * x, data_range=d))(0.0)
+  assert np.isnan(np.asarray(got))
+  assert np.isfinite(np.asarray(jax.jit(
+      lambda d: fn(x, 0.5 * x, data_range=d))(1.0)))
+
+
+@pytest.mark.parametrize('fn', [metrics.psnr, metrics.ssim])
+@pytest.mark.parametrize('dtype, peak', [(np.uint8, 255), (np.uint16, 65535)])
+def test_integer_images_infer_the_dtype_range(fn, dtype, peak):
+  rng = np.random.default_rng(63)
+  x = rng.integers(0, peak, (16, 16, 3)).astype(dtype)
+  y = np.clip(x.astype(np.int64) + rng.integers(-5, 6, x.shape), 0,
+              peak).astype(dtype)
+  got = float(fn(x, y))
+  want = float(fn(x / peak, y / peak, data_range=1.0))
+  np.testing.assert_allclose(got, want, rtol=1e-4)
+  if fn is metrics.psnr:
+    np.testing.assert_allclose(got, skm.peak_signal_noise_ratio(x, y),
+                               rtol=1e-5)
+
+
+def test_mixed_integer_and_float_need_a_data_range():
+  x = np.zeros((16, 16, 3), np.uint8)
+  with pytest.raises(TypeError, match='cannot infer data_range'):
+    metrics.psnr(x, x.astype(np.float32))
+  assert np.isfinite(metrics.psnr(x, x.astype(np.float32) + 1,
+                                  data_range=255))
+
+
+def test_nan_propagates_through_the_colour_metrics():
+  rng = np.random.default_rng(64)
+  lab1 = np.stack([rng.uniform(0, 100, (4, 4)), rng.uniform(-50, 50, (4, 4)),
+                   rng.uniform(-50, 50, (4, 4))], -1)
+  lab2 = lab1 + rng.normal(0, 2, lab1.shape)
+  lab2[1, 2, 0] = np.nan
+  de = np.asarray(metrics.delta_e2000(lab1, lab2))
+  assert np.isnan(de[1, 2]) and np.isfinite(np.delete(de.ravel(), 6)).all()
+  assert np.isnan(metrics.mean_delta_e2000(lab1, lab2))
+  rgb1 = rng.uniform(0, 1, (4, 4, 3))
+  rgb2 = rgb1.copy()
+  rgb2[0, 0, 1] = np.nan
+  for fn in (metrics.angular_error, metrics.psnr, metrics.mae):
+    assert np.isnan(fn(rgb1, rgb2)), fn.__name__
+  # Identical colours still score exactly 0.
+  assert float(metrics.mean_delta_e2000(lab1, lab1)) == 0.0
+  assert float(metrics.angular_error(rgb1, rgb1)) == 0.0
+
+
+def test_angular_error_needs_colour_vectors():
+  x = np.ones((4, 4, 1))
+  with pytest.raises(ValueError, match='angular_error: x must have at least '
+                     '2 channels'):
+    metrics.angular_error(x, x)

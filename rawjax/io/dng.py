@@ -47,8 +47,9 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
     mosaic: (H, W) integer sensor values in [0, 65535] (H, W even; LibRaw
       refuses images under 22 pixels on a side, as dcraw did).
     pattern: CFA pattern of the mosaic ('RGGB', 'BGGR', 'GRBG', 'GBRG').
-    black_level: scalar, or 4 values for the 2x2 CFA cell read row by row.
-    white_level: saturation level.
+    black_level: scalar, or 4 values for the 2x2 CFA cell read row by row;
+      finite, >= 0 and below `white_level`.
+    white_level: saturation level, an integer in [1, 65535].
     color_matrix: 3x3 XYZ -> camera ColorMatrix1 (identity if None).
     calibration_illuminant: EXIF LightSource code of `color_matrix`.
     as_shot_neutral: camera RGB of a neutral (1 / white-balance gains).
@@ -57,6 +58,11 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
       written as OpcodeList2 (tag 51009, UNDEFINED) in the raw IFD, so that a
       DNG reader corrects the shading of `mosaic`; their rectangles must lie
       inside the mosaic. None or empty writes no OpcodeList2.
+
+  Raises:
+    ValueError: odd or non-2-D mosaic, values outside [0, 65535], white
+      level not an integer in [1, 65535], a black level < 0 or not below
+      the white level, or a gain map outside the mosaic.
   """
   pattern = cfa.validate_pattern(pattern)
   mosaic = np.asarray(mosaic)
@@ -68,6 +74,16 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, *,
     raise ValueError('write_dng: mosaic must hold integer sensor values in '
                      '[0, 65535].')
   black = np.broadcast_to(np.asarray(black_level, np.float64), (4,))
+  if not np.all(np.isfinite(black)) or np.any(black < 0):
+    raise ValueError(f'write_dng: black_level must be finite and >= 0, got '
+                     f'{black.tolist()}.')
+  if not 0 < white_level <= 65535 or int(white_level) != white_level:
+    raise ValueError(f'write_dng: white_level must be an integer in [1, '
+                     f'65535], got {white_level!r}.')
+  if np.max(black) >= white_level:
+    raise ValueError(f'write_dng: white_level must be above black_level, got '
+                     f'white_level {white_level} and black_level '
+                     f'{black.tolist()}.')
   if color_matrix is None:
     color_matrix = np.eye(3)
   extratags = [

@@ -23,6 +23,11 @@ returns an all-zero mosaic):
    mosaic whose last row ends in a long run of exact zeros although the black
    level is positive (LibRaw zero-fills data it could not read).
 
+LibRaw's metadata is then cross-checked against the TIFF tags and the data
+(see `read_raw`): a non-Bayer layout, or levels that cannot be right, raise
+`RawReadError`; repairs (odd size, white level, white balance) are recorded
+in `RawImage.warnings` and in the provenance fields.
+
 DNG opcode lists (OpcodeList1/2/3) are decoded from the raw IFD; a malformed
 list is an error naming the tag. The GainMap opcodes of OpcodeList2 (lens and
 colour shading correction, applied to the normalised raw) are reported in
@@ -71,7 +76,10 @@ _FLIP_TO_EXIF = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
 # TIFF / DNG tag codes.
 _MAKE, _MODEL, _ORIENTATION = 271, 272, 274
 _EXPOSURE_TIME, _ISO = 33434, 34855
-_UNIQUE_CAMERA_MODEL, _WHITE_LEVEL = 50708, 50717
+_IMAGE_WIDTH, _IMAGE_LENGTH, _SAMPLES_PER_PIXEL = 256, 257, 277
+_CFA_REPEAT_PATTERN_DIM, _CFA_PATTERN = 33421, 33422
+_CFA_PLANE_COLOR = 50710
+_UNIQUE_CAMERA_MODEL, _BLACK_LEVEL, _WHITE_LEVEL = 50708, 50714, 50717
 _COLOR_MATRIX = {1: 50721, 2: 50722}
 _CAMERA_CALIBRATION = {1: 50723, 2: 50724}
 _ANALOG_BALANCE, _AS_SHOT_NEUTRAL, _BASELINE_EXPOSURE = 50727, 50728, 50730
@@ -85,6 +93,17 @@ _inspect_tiff = tiff.inspect_tiff
 # An image whose last row ends in this many exact zeros while the black level
 # is positive is treated as zero-filled missing data.
 _ZERO_TAIL_PIXELS = 64
+
+# TIFF/EP CFAPattern colour codes (DNG: the values of CFAPlaneColor).
+_CFA_COLOURS = 'RGBCMYW'
+
+# Level plausibility (see `read_raw`). A black level above this fraction of a
+# channel's pixels is refused: even a dark frame has only about half of its
+# pixels below black (the read noise).
+_MAX_FRACTION_BELOW_BLACK = 0.9
+# Per-channel black levels spread wider than this fraction of the white range
+# get a warning: read-out channels differ by a few DN, not by a percent.
+_BLACK_SPREAD_WARNING = 1 / 128
 
 
 class RawReadError(Exception):
@@ -145,16 +164,28 @@ class RawImage:
     path: the file read.
     mosaic: (H, W) uint16 (or float32 for floating-point raws) sensor values
       of the visible area (rawpy `raw_image_visible`, copied), not
-      black-subtracted, not flipped (see `orientation`).
+      black-subtracted, not flipped (see `orientation`). H and W are even: an
+      odd visible size loses its last row and/or column (`even_crop`).
     pattern: CFA pattern of `mosaic` ('RGGB', 'BGGR', 'GRBG' or 'GBRG'), i.e.
       of its top-left 2x2 cell.
     black_level: (4,) float32 black level per canonical channel
       (R, Gr, Gb, B), sensor units.
-    white_level: saturation level, sensor units (LibRaw `maximum`).
+    white_level: saturation level, sensor units (LibRaw `maximum`, unless
+      it is far below the data: see `white_level_source`).
+    white_level_source: where `white_level` came from: 'libraw:white_level'
+      or, when the data maximum exceeds black + 2 (white - black) (a white
+      level that cannot be the saturation point), 'data bit depth (...)':
+      2^ceil(log2(max + 1)) - 1 of the mosaic, with a warning.
+    above_white: how many mosaic pixels are above `white_level` (reported,
+      with a warning, not clipped).
     wb_gains: (3,) float64 white-balance gains (R, G, B) normalised to G = 1,
       or None when the file has none (see `wb_source`).
     wb_source: where `wb_gains` came from: 'libraw:camera_whitebalance
-      (as shot)', 'libraw:daylight_whitebalance (...)' or 'missing: ...'.
+      (as shot)', 'libraw:daylight_whitebalance (colour-matrix white; ...)'
+      (LibRaw's white from the colour matrix, used when the as-shot value is
+      missing or unusable, and always when a DNG's AsShotNeutral tag is
+      zero, negative or not finite) or 'missing: ...'. Never 'as shot'
+      unless the file's as-shot value is valid.
     xyz_to_camera: (3, 3) float64 XYZ -> camera matrix used for colour
       (dcraw/Adobe convention, rows = camera channels R, G, B), or None.
       Choice (LibRaw's, so that `camera_to_srgb()` reproduces LibRaw's
@@ -194,6 +225,13 @@ class RawImage:
     gain_map_source: where `gain_maps` came from, e.g. 'dng:OpcodeList2 (4
       GainMap opcodes)', or 'missing: ...'; opcodes that are present but not
       applied are named after a '; '.
+    even_crop: (rows, columns) dropped at the bottom and right of LibRaw's
+      visible area to make its size even (the CFA phase is kept); (0, 0) for
+      an even size.
+    warnings: the metadata a reader should not trust blindly, one sentence
+      each (odd size cropped, white level replaced, pixels above white,
+      black levels spread across channels, white balance fallback); () for a
+      clean file.
   """
   path: str
   mosaic: np.ndarray
@@ -216,6 +254,10 @@ class RawImage:
   default_crop: tuple[int, int, int, int] | None = None
   gain_maps: tuple[shading.GainMap, ...] = ()
   gain_map_source: str = 'missing: no OpcodeList2 tag'
+  white_level_source: str = 'libraw:white_level'
+  above_white: int = 0
+  even_crop: tuple[int, int] = (0, 0)
+  warnings: tuple[str, ...] = ()
 
   def camera_to_srgb(self) -> np.ndarray:
     """(3, 3) white-balanced camera RGB -> linear sRGB, from `xyz_to_camera`.
@@ -446,6 +488,43 @@ def _wb_gains(coeffs: Any, color_desc: str) -> np.ndarray | None:
   return gains / g
 
 
+def _as_shot_neutral_problem(info: tiff.TiffInfo | None) -> str | None:
+  """Why a DNG's AsShotNeutral tag is unusable; None when valid or absent."""
+  if info is None or not info.is_dng:
+    return None
+  tag = info.find(_AS_SHOT_NEUTRAL)
+  if tag is None:
+    return None
+  values = tiff.numbers(tag)
+  if values is None:
+    return ('the DNG AsShotNeutral tag (50728) is not finite (a zero '
+            'denominator or no numbers)')
+  if values.size != 3 or np.any(values <= 0):
+    return (f'the DNG AsShotNeutral tag (50728) is {values.tolist()}, not 3 '
+            'positive values')
+  return None
+
+
+def _white_balance(raw: Any, color_desc: str, info: tiff.TiffInfo | None
+                   ) -> tuple[np.ndarray | None, str]:
+  """The white-balance gains and their provenance.
+
+  LibRaw turns an invalid AsShotNeutral (e.g. zero denominators) into
+  plausible-looking "camera" gains, so for DNGs the tag itself decides
+  whether the as-shot value can be used.
+  """
+  problem = _as_shot_neutral_problem(info)
+  wb = None if problem else _wb_gains(raw.camera_whitebalance, color_desc)
+  if wb is not None:
+    return wb, 'libraw:camera_whitebalance (as shot)'
+  why = problem or 'the file has no usable as-shot white balance'
+  wb = _wb_gains(raw.daylight_whitebalance, color_desc)
+  if wb is not None:
+    return wb, f'libraw:daylight_whitebalance (colour-matrix white; {why})'
+  return None, ('missing: neither as-shot nor colour-matrix (daylight) white '
+                f'balance is available ({why})')
+
+
 # --- reading ------------------------------------------------------------------
 
 
@@ -553,11 +632,30 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
   Returns:
     The visible mosaic and its metadata (see `RawImage`).
 
+  Metadata sanity (each repair is recorded in `RawImage.warnings`):
+    * layout: LibRaw must decode a Flat 2x2 mosaic of R, G, B (so no
+      scanner, Foveon, linear, X-Trans, CMY or CMYG raw), the TIFF IFD of
+      the raw's size must not be an RGB/linear image, and a 2x2 CFAPattern
+      tag (through CFAPlaneColor) must be R, G, G, B and agree with LibRaw;
+    * an odd visible size is cropped to even at the bottom/right
+      (`even_crop`);
+    * levels: white must be above black; black must be below the data
+      maximum and below at most 90% of any channel's pixels; a white level
+      with data above black + 2 (white - black) is replaced by the data's
+      bit depth (`white_level_source`); pixels above white are counted
+      (`above_white`); per-channel blacks spread by more than 1/128 of the
+      white range are kept with a warning;
+    * white balance: a DNG AsShotNeutral that is zero, negative or not
+      finite is not used; the colour-matrix (LibRaw daylight) white is, and
+      `wb_source` says why.
+
   Raises:
     RawReadError: missing, unreadable, empty, truncated or corrupt file;
       unsupported format; not a 2x2 RGB Bayer mosaic (scanner/Foveon/linear
-      raw, X-Trans, CMYG); missing or zero white level; invalid black level;
-      malformed DNG OpcodeList1/2/3 tag.
+      raw, X-Trans, CMY, CMYG, a CFA tag that contradicts LibRaw); missing
+      or zero white level; white <= black, or a black level above the data
+      (the message names the level tags); invalid black level; malformed
+      DNG OpcodeList1/2/3 tag.
     TypeError: `path` is not a str or path-like.
   """
   if not isinstance(path, (str, os.PathLike)):
@@ -578,8 +676,8 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
     if info.is_dng:
       white_tag = tiff.numbers(info.find(_WHITE_LEVEL))
       if white_tag is not None and np.any(white_tag <= 0):
-        raise RawReadError(path, 'zero white level (DNG WhiteLevel tag is '
-                           f'{white_tag.tolist()})')
+        raise RawReadError(path, 'zero white level (DNG WhiteLevel (50717) '
+                           f'tag is {white_tag.tolist()})')
   dng = _dng_tags(info) if info is not None and info.is_dng else None
   gain_maps = _gain_maps(path, info)
 
@@ -599,6 +697,175 @@ def read_raw(path: str | os.PathLike[str]) -> RawImage:
                        f'({_libraw_message(e)})') from e
   finally:
     raw.close()
+
+
+# --- sanity of the decoded layout and levels ---------------------------------
+
+
+def _level_tags(info: tiff.TiffInfo | None) -> tuple[str, str]:
+  """How the black and white levels are named in messages."""
+  if info is not None and info.is_dng:
+    return 'DNG BlackLevel (50714)', 'DNG WhiteLevel (50717)'
+  return 'LibRaw black_level_per_channel', 'LibRaw white_level'
+
+
+def _check_not_an_rgb_image(path: str, info: tiff.TiffInfo | None,
+                            sizes: Any) -> None:
+  """Refuses a file whose TIFF IFD of the raw's size is not a CFA image.
+
+  A corrupt Make tag or IFD entry can make LibRaw take a scanner's RGB image
+  for a Bayer mosaic (raw type Flat, RGGB); the IFD itself still says RGB.
+  """
+  if info is None:
+    return
+  width, height = int(sizes.raw_width), int(sizes.raw_height)
+  for ifd in [info.ifd0, *info.ifds]:
+    if (tiff.integer(ifd.get(_IMAGE_WIDTH)) != width or
+        tiff.integer(ifd.get(_IMAGE_LENGTH)) != height):
+      continue
+    photometric = tiff.integer(ifd.get(tiff.PHOTOMETRIC))
+    samples = tiff.integer(ifd.get(_SAMPLES_PER_PIXEL)) or 1
+    if photometric != 32803 and (samples > 1 or photometric in (2, 6, 34892)):
+      raise RawReadError(
+          path, f'not a Bayer mosaic: the TIFF image of the raw\'s size '
+          f'{width}x{height} has PhotometricInterpretation {photometric} and '
+          f'{samples} samples per pixel (an RGB or linear image, e.g. a film '
+          'scanner), although LibRaw decodes it as a mosaic')
+  if info.is_dng and info.raw_ifd is None:
+    raise RawReadError(path, 'not a Bayer mosaic: the DNG has no raw IFD with '
+                       'PhotometricInterpretation CFA (32803)')
+
+
+def _tiff_cfa_letters(info: tiff.TiffInfo | None) -> str | None:
+  """The 2x2 CFA colours of the raw IFD's CFAPattern tag, row by row.
+
+  DNG CFAPattern values index CFAPlaneColor; its colour codes, like TIFF/EP
+  CFAPattern values, are 0..6 = R G B C M Y W ('?' for anything else). None
+  when there are no CFA tags to compare with; 'a <dims> repeat of <n>
+  values' when they do not describe a 2x2 cell.
+  """
+  if info is None or info.raw_ifd is None:
+    return None
+  ifd = info.raw_ifd
+  dim = tiff.numbers(ifd.get(_CFA_REPEAT_PATTERN_DIM))
+  codes = ifd.get(_CFA_PATTERN)
+  if dim is None or codes is None:
+    return None
+  values = codes.value
+  values = list(bytes(values)) if isinstance(values, (bytes, bytearray)) else (
+      np.ravel(values).astype(int).tolist())
+  if dim.tolist() != [2, 2] or len(values) != 4:
+    # LibRaw decoded a 2x2 cell, so the tags contradict it.
+    return (f'a {"x".join(str(int(d)) for d in dim)} repeat of '
+            f'{len(values)} values')
+  # Without CFAPlaneColor (its DNG default is R, G, B) the values are read as
+  # TIFF/EP colour codes, which agree on 0..2 and name the others.
+  planes = list(range(len(_CFA_COLOURS)))
+  if info.is_dng and ifd.get(_CFA_PLANE_COLOR) is not None:
+    plane_value = ifd[_CFA_PLANE_COLOR].value
+    planes = (list(bytes(plane_value)) if isinstance(plane_value,
+                                                     (bytes, bytearray))
+              else np.ravel(plane_value).astype(int).tolist())
+  letters = ''
+  for v in values:
+    code = planes[v] if 0 <= v < len(planes) else -1
+    letters += _CFA_COLOURS[code] if 0 <= code < len(_CFA_COLOURS) else '?'
+  return letters
+
+
+def _check_cfa_colours(path: str, info: tiff.TiffInfo | None,
+                       raw_pattern: np.ndarray, color_desc: str,
+                       sizes: Any) -> None:
+  """LibRaw's 2x2 colours must be R, G, B and agree with the CFA tags."""
+  letters = ''.join(color_desc[i] if 0 <= i < len(color_desc) else '?'
+                    for i in raw_pattern.ravel().tolist())
+  if sorted(set(letters)) != ['B', 'G', 'R']:
+    raise RawReadError(
+        path, f'non-RGB CFA colours: the 2x2 cell has {letters} (LibRaw '
+        f'color_desc {color_desc!r}, e.g. a CMYG sensor); rawjax reads R, G, '
+        'B Bayer mosaics')
+  tagged = _tiff_cfa_letters(info)
+  if tagged is None:
+    return
+  if tagged.startswith('a '):
+    raise RawReadError(
+        path, f'not a 2x2 Bayer CFA: CFARepeatPatternDim (33421) and '
+        f'CFAPattern (33422) describe {tagged}, but LibRaw decodes a 2x2 '
+        'cell; rawjax reads 2x2 Bayer mosaics')
+  if sorted(set(tagged)) != ['B', 'G', 'R'] or tagged.count('G') != 2:
+    raise RawReadError(
+        path, f'non-RGB or non-Bayer CFA colours: the CFAPattern tag (33422, '
+        f'with CFAPlaneColor) describes the 2x2 cell {tagged}; rawjax reads '
+        'R, G, B Bayer mosaics')
+  # The tag's phase is that of the raw IFD; LibRaw's raw_pattern too, but
+  # the margins of an active area may shift it.
+  shifted = np.roll(np.array(list(letters)).reshape(2, 2),
+                    (-int(sizes.top_margin), -int(sizes.left_margin)), (0, 1))
+  if tagged not in (letters, ''.join(shifted.ravel())):
+    raise RawReadError(
+        path, f'the CFA pattern does not match the colour description: the '
+        f'CFAPattern tag (33422) gives {tagged} but LibRaw decodes '
+        f'{letters} (color_desc {color_desc!r})')
+
+
+def _crop_even(mosaic: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+  drop = (mosaic.shape[0] % 2, mosaic.shape[1] % 2)
+  if drop == (0, 0):
+    return mosaic, drop
+  # Dropping the last row/column keeps the top-left cell, i.e. the phase.
+  return (np.ascontiguousarray(mosaic[:mosaic.shape[0] - drop[0],
+                                      :mosaic.shape[1] - drop[1]]), drop)
+
+
+def _check_levels(path: str, info: tiff.TiffInfo | None, mosaic: np.ndarray,
+                  black: np.ndarray, white: float, pattern: str
+                  ) -> tuple[float, str, list[str]]:
+  """Validates black against white and the data; the white level to use.
+
+  Returns the white level, its source and the warnings.
+  """
+  black_name, white_name = _level_tags(info)
+  if white <= float(np.max(black)):
+    raise RawReadError(
+        path, f'white level {white:g} ({white_name}) is not above the black '
+        f'level {float(np.max(black)):g} ({black_name})')
+  packed = np.stack([mosaic[dy::2, dx::2] for dy, dx in
+                     cfa.channel_offsets(pattern)], axis=-1).reshape(-1, 4)
+  data_max = float(np.max(mosaic))
+  if data_max <= float(np.min(black)):
+    raise RawReadError(
+        path, f'black level {black.tolist()} ({black_name}) is at or above '
+        f'every pixel (data maximum {data_max:g}): implausible levels')
+  below = np.mean(packed < black, axis=0)
+  worst = int(np.argmax(below))
+  if below[worst] > _MAX_FRACTION_BELOW_BLACK:
+    raise RawReadError(
+        path, f'black level {black.tolist()} ({black_name}) is above '
+        f'{100 * below[worst]:.1f}% of the {cfa.CHANNELS[worst]} pixels '
+        f'(data maximum {data_max:g}): implausible levels')
+  warnings = []
+  source = 'libraw:white_level'
+  low = float(np.min(black))
+  if data_max > low + 2 * (white - low):
+    if np.issubdtype(mosaic.dtype, np.integer):
+      bits = max(int(np.ceil(np.log2(data_max + 1))), 1)
+      new_white = float(2**bits - 1)
+      source = (f'data bit depth ({bits} bits; {white_name} {white:g} is far '
+                f'below the data maximum {data_max:g})')
+    else:
+      new_white = data_max
+      source = (f'data maximum ({white_name} {white:g} is far below the '
+                f'data maximum {data_max:g})')
+    warnings.append(f'white level {white:g} ({white_name}) is far below the '
+                    f'data maximum {data_max:g}; using {new_white:g} '
+                    f'({source.split(" (")[0]})')
+    white = new_white
+  spread = float(np.max(black) - np.min(black))
+  if spread > _BLACK_SPREAD_WARNING * (white - low):
+    warnings.append(f'the per-channel black levels {black.tolist()} '
+                    f'({black_name}) differ by {spread:g}, more than 1/128 of '
+                    'the white range: a corrupt black level is likely')
+  return white, source, warnings
 
 
 def _image_from_libraw(path: str, raw: Any, info: tiff.TiffInfo | None,
@@ -625,16 +892,11 @@ def _image_from_libraw(path: str, raw: Any, info: tiff.TiffInfo | None,
   color_desc = raw.color_desc
   if isinstance(color_desc, bytes):
     color_desc = color_desc.decode('ascii', 'replace')
-  letters = [color_desc[i] if 0 <= i < len(color_desc) else '?'
-             for i in raw_pattern.ravel().tolist()]
-  if sorted(set(letters)) != ['B', 'G', 'R']:
-    raise RawReadError(
-        path, f'non-RGB CFA colours: the 2x2 cell has {"".join(letters)} '
-        f'(LibRaw color_desc {color_desc!r}, e.g. a CMYG sensor); rawjax '
-        'reads R, G, B Bayer mosaics')
+  sizes = raw.sizes
+  _check_not_an_rgb_image(path, info, sizes)
+  _check_cfa_colours(path, info, raw_pattern, color_desc, sizes)
   # rawpy's raw_pattern is anchored at the full raw's (0, 0); the mosaic is
   # the visible area, which starts at (top_margin, left_margin).
-  sizes = raw.sizes
   visible_pattern = np.roll(raw_pattern,
                             (-int(sizes.top_margin), -int(sizes.left_margin)),
                             axis=(0, 1))
@@ -650,30 +912,39 @@ def _image_from_libraw(path: str, raw: Any, info: tiff.TiffInfo | None,
                        f'shape {mosaic.shape}')
   if mosaic.dtype not in (np.uint16, np.float32):
     mosaic = mosaic.astype(np.float32)
+  if min(mosaic.shape) < 2:
+    raise RawReadError(path, f'the decoded image of shape {mosaic.shape} is '
+                       'smaller than one 2x2 CFA cell')
+  warnings = []
+  mosaic, even_crop = _crop_even(mosaic)
+  if even_crop != (0, 0):
+    warnings.append(f'the visible size is odd; dropped {even_crop[0]} '
+                    f'row(s) at the bottom and {even_crop[1]} column(s) at '
+                    f'the right, giving {mosaic.shape[0]}x{mosaic.shape[1]}')
 
+  black_name, white_name = _level_tags(info)
   per_colour = np.asarray(raw.black_level_per_channel, np.float64)
   black = np.array([per_colour[i] for i in index], np.float32)
   if not np.all(np.isfinite(black)) or np.any(black < 0):
-    raise RawReadError(path, f'invalid black level {black.tolist()}')
+    raise RawReadError(path, f'invalid black level {black.tolist()} '
+                       f'({black_name})')
   white = raw.white_level
   white = float(white) if white is not None else 0.0
   if not np.isfinite(white) or white <= 0:
     raise RawReadError(path, f'missing or zero white level (LibRaw reports '
-                       f'{raw.white_level})')
-  if white <= float(np.max(black)):
-    raise RawReadError(path, f'white level {white:g} is not above the black '
-                       f'level {float(np.max(black)):g}')
+                       f'{raw.white_level}; {white_name})')
   _check_mosaic(path, mosaic, black)
+  white, white_source, level_warnings = _check_levels(
+      path, info, mosaic, black, white, pattern)
+  warnings += level_warnings
+  above_white = int(np.count_nonzero(mosaic > white))
+  if above_white:
+    warnings.append(f'{above_white} pixels are above the white level '
+                    f'{white:g}')
 
-  wb = _wb_gains(raw.camera_whitebalance, color_desc)
-  wb_source = 'libraw:camera_whitebalance (as shot)'
-  if wb is None:
-    wb = _wb_gains(raw.daylight_whitebalance, color_desc)
-    wb_source = ('libraw:daylight_whitebalance (the file has no usable as-shot '
-                 'white balance)')
-  if wb is None:
-    wb_source = ('missing: neither as-shot nor daylight white balance is '
-                 'available')
+  wb, wb_source = _white_balance(raw, color_desc, info)
+  if not wb_source.endswith('(as shot)'):
+    warnings.append(f'white balance: {wb_source}')
 
   xyz_to_camera, matrix_source = _choose_xyz_to_camera(dng, raw.rgb_xyz_matrix)
   rgb_cam = np.asarray(raw.color_matrix, np.float64)[:3, :3].copy()
@@ -693,7 +964,8 @@ def _image_from_libraw(path: str, raw: Any, info: tiff.TiffInfo | None,
   if getattr(sizes, 'crop_width', 0) > 0 and getattr(sizes, 'crop_height',
                                                      0) > 0:
     crop = (int(sizes.crop_top_margin), int(sizes.crop_left_margin),
-            int(sizes.crop_height), int(sizes.crop_width))
+            min(int(sizes.crop_height), mosaic.shape[0]),
+            min(int(sizes.crop_width), mosaic.shape[1]))
 
   return RawImage(
       path=path, mosaic=mosaic, pattern=pattern, black_level=black,
@@ -702,4 +974,6 @@ def _image_from_libraw(path: str, raw: Any, info: tiff.TiffInfo | None,
       libraw_rgb_cam=rgb_cam, dng=dng, make=make, model=model, iso=iso,
       exposure_time=exposure, orientation=orientation, flip=flip,
       raw_type=raw_type, default_crop=crop, gain_maps=gain_maps[0],
-      gain_map_source=gain_maps[1])
+      gain_map_source=gain_maps[1], white_level_source=white_source,
+      above_white=above_white, even_crop=even_crop,
+      warnings=tuple(warnings))

@@ -6,7 +6,11 @@ and divisions are guarded so gradients stay finite at 0 and 1.
 
 Conventions:
   * images are (..., H, W, C) float32; linear values are scene-referred and
-    may exceed 1, encoded sRGB is nominally in [0, 1];
+    may exceed 1, encoded sRGB is nominally in [0, 1]. Integer (and bool)
+    images are refused with a TypeError by every colour function (an 8-bit
+    image is 0..255, not [0, 1]: convert it explicitly); only the generic
+    linear `apply_matrix` and the layout function `packed_to_rgb` take
+    integers as the numbers they are;
   * per-image parameters (gains, matrices) carry the same leading batch dims
     as the image, or none;
   * sRGB is IEC 61966-2-1 with its published (4-decimal) RGB -> XYZ matrix,
@@ -103,20 +107,38 @@ def apply_matrix(image: ArrayLike, matrix: ArrayLike) -> jax.Array:
              for j in range(image.shape[-1]))
 
 
+def _ccm_args(rgb: ArrayLike, ccm: ArrayLike, fn: str):
+  rgb = _checks.as_float(rgb, name='rgb', fn=fn, integers=False)
+  _checks.check_channels(rgb, 3, name='rgb', fn=fn)
+  ccm = _checks.as_float(ccm, name='ccm', fn=fn)
+  if ccm.shape[-2:] != (3, 3):
+    raise ValueError(f'{fn}: ccm must be a 3x3 matrix (or (..., 3, 3)), got '
+                     f'shape {tuple(ccm.shape)}.')
+  return rgb, ccm
+
+
 def apply_ccm(rgb: ArrayLike, ccm: ArrayLike) -> jax.Array:
-  """Colour correction: (..., H, W, 3) camera RGB -> (..., H, W, 3) by a 3x3."""
-  _checks.check_channels(jnp.asarray(rgb), 3, name='rgb', fn='apply_ccm')
+  """Colour correction: (..., H, W, 3) camera RGB -> (..., H, W, 3) by a 3x3.
+
+  Raises:
+    ValueError: `rgb` has not 3 channels or `ccm` is not (..., 3, 3).
+    TypeError: `rgb` is an integer image.
+  """
+  rgb, ccm = _ccm_args(rgb, ccm, 'apply_ccm')
   return apply_matrix(rgb, ccm)
 
 
 def inverse_ccm(rgb: ArrayLike, ccm: ArrayLike) -> jax.Array:
   """Inverse of `apply_ccm` (the matrix must be invertible)."""
-  _checks.check_channels(jnp.asarray(rgb), 3, name='rgb', fn='inverse_ccm')
-  ccm = _checks.as_float(ccm, name='ccm', fn='inverse_ccm')
+  rgb, ccm = _ccm_args(rgb, ccm, 'inverse_ccm')
   return apply_matrix(rgb, jnp.linalg.inv(ccm))
 
 
 def _gains_for(image: jnp.ndarray, gains: jnp.ndarray, fn: str) -> jnp.ndarray:
+  _checks.check_positive(gains, name='gains', fn=fn)
+  # Traced gains cannot be checked: a gain <= 0 (or NaN) makes its channel
+  # NaN rather than a plausible-looking wrong image.
+  gains = jnp.where(gains > 0, gains, jnp.nan)
   if gains.shape[-1:] != (3,):
     raise ValueError(f'{fn}: gains must have 3 values (R, G, B) on the last '
                      f'axis, got shape {tuple(gains.shape)}.')
@@ -132,17 +154,24 @@ def white_balance(image: ArrayLike, gains: ArrayLike) -> jax.Array:
   """Multiplies each colour by its gain.
 
   Args:
-    image: (..., H, W, 3) RGB or (..., H, W, 4) packed (R, Gr, Gb, B).
-    gains: (3,) or (..., 3) per-image (R, G, B) gains.
+    image: (..., H, W, 3) RGB or (..., H, W, 4) packed (R, Gr, Gb, B), float.
+    gains: (3,) or (..., 3) per-image (R, G, B) gains, finite and > 0.
+
+  Raises:
+    ValueError: a concrete gain is <= 0 or not finite (traced gains are not
+      checked: a channel with such a gain comes out NaN).
+    TypeError: `image` is an integer image.
   """
-  image = _checks.as_float(image, name='image', fn='white_balance')
+  image = _checks.as_float(image, name='image', fn='white_balance',
+                           integers=False)
   gains = _checks.as_float(gains, name='gains', fn='white_balance')
   return image * _gains_for(image, gains, 'white_balance')
 
 
 def inverse_white_balance(image: ArrayLike, gains: ArrayLike) -> jax.Array:
-  """Inverse of `white_balance` (gains are kept away from 0)."""
-  image = _checks.as_float(image, name='image', fn='inverse_white_balance')
+  """Inverse of `white_balance` (same rules for the gains)."""
+  image = _checks.as_float(image, name='image', fn='inverse_white_balance',
+                           integers=False)
   gains = _checks.as_float(gains, name='gains', fn='inverse_white_balance')
   return _math.safe_divide(image,
                            _gains_for(image, gains, 'inverse_white_balance'))
@@ -156,14 +185,15 @@ def srgb_encode(linear: ArrayLike) -> jax.Array:
   Negative inputs follow the linear segment; the power is guarded so the
   gradient is finite at 0.
   """
-  x = _checks.as_float(linear, name='linear', fn='srgb_encode')
+  x = _checks.as_float(linear, name='linear', fn='srgb_encode', integers=False)
   power = 1.055 * _math.safe_power(x, 1.0 / 2.4) - 0.055
   return jnp.where(x <= 0.0031308, 12.92 * x, power)
 
 
 def srgb_decode(encoded: ArrayLike) -> jax.Array:
   """Inverse sRGB OETF (the EOTF): encoded [0, 1] -> linear [0, 1]."""
-  v = _checks.as_float(encoded, name='encoded', fn='srgb_decode')
+  v = _checks.as_float(encoded, name='encoded', fn='srgb_decode',
+                       integers=False)
   power = _math.safe_power((v + 0.055) / 1.055, 2.4)
   return jnp.where(v <= 0.04045, v / 12.92, power)
 
@@ -172,11 +202,15 @@ def srgb_decode(encoded: ArrayLike) -> jax.Array:
 
 def xyz_to_linear_srgb(xyz: ArrayLike) -> jax.Array:
   """CIE XYZ (D65, Y of white = 1) -> linear sRGB, (..., 3)."""
+  xyz = _checks.as_float(xyz, name='xyz', fn='xyz_to_linear_srgb',
+                         integers=False)
   return apply_matrix(xyz, XYZ_TO_SRGB)
 
 
 def linear_srgb_to_xyz(rgb: ArrayLike) -> jax.Array:
   """Linear sRGB -> CIE XYZ (D65, Y of white = 1), (..., 3)."""
+  rgb = _checks.as_float(rgb, name='rgb', fn='linear_srgb_to_xyz',
+                         integers=False)
   return apply_matrix(rgb, SRGB_TO_XYZ)
 
 
@@ -194,7 +228,7 @@ def xyz_to_lab(xyz: ArrayLike, *, white_xy=D65_XY) -> jax.Array:
   Returns:
     (..., 3) with L in [0, 100] for Y in [0, 1].
   """
-  xyz = _checks.as_float(xyz, name='xyz', fn='xyz_to_lab')
+  xyz = _checks.as_float(xyz, name='xyz', fn='xyz_to_lab', integers=False)
   _checks.check_channels(xyz, 3, name='xyz', fn='xyz_to_lab')
   t = xyz / jnp.asarray(xy_to_xyz_np(white_xy), xyz.dtype)
   f = jnp.where(t > _LAB_EPSILON, jnp.cbrt(jnp.maximum(t, _LAB_EPSILON)),
@@ -206,7 +240,7 @@ def xyz_to_lab(xyz: ArrayLike, *, white_xy=D65_XY) -> jax.Array:
 
 def lab_to_xyz(lab: ArrayLike, *, white_xy=D65_XY) -> jax.Array:
   """Inverse of `xyz_to_lab`."""
-  lab = _checks.as_float(lab, name='lab', fn='lab_to_xyz')
+  lab = _checks.as_float(lab, name='lab', fn='lab_to_xyz', integers=False)
   _checks.check_channels(lab, 3, name='lab', fn='lab_to_xyz')
   fy = (lab[..., 0] + 16.0) / 116.0
   f = jnp.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], -1)
@@ -248,6 +282,8 @@ def visualize_raw(packed: ArrayLike, *, scale: float = 0.9,
   Returns:
     (..., h, w, 3) in [0, 1].
   """
+  packed = _checks.as_float(packed, name='packed', fn='visualize_raw',
+                            integers=False)
   rgb = jnp.clip(packed_to_rgb(packed), 0.0, 1.0)
   return _math.safe_power(scale * rgb, gamma)
 

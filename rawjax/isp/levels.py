@@ -38,6 +38,8 @@ def _levels(x: ArrayLike, black_level: ArrayLike, white_level: ArrayLike,
     black = black[..., None, None, :]
   if white.ndim > 0:
     white = white[..., None, None, None]
+  _checks.check_below(black, white, names='black_level and white_level',
+                      fn=fn)
   return x, black, white
 
 
@@ -53,15 +55,25 @@ def normalize(packed: ArrayLike, *, black_level: ArrayLike,
 
   Returns:
     float32 (..., h, w, 4).
+
+  Raises:
+    ValueError: a concrete black level is not below the white level. When
+      the levels are traced (e.g. metadata inside `jit`) this cannot be
+      checked; the channels whose black level is not below white are NaN
+      instead of a silent constant.
   """
   x, black, white = _levels(packed, black_level, white_level, 'normalize')
   y = _math.safe_divide(x - black, white - black)
-  return apply_clip(y, clip=clip)
+  return apply_clip(jnp.where(white > black, y, jnp.nan), clip=clip)
 
 
 def denormalize(x: ArrayLike, *, black_level: ArrayLike,
                 white_level: ArrayLike) -> jax.Array:
-  """Inverse of `normalize` (without clipping): back to sensor units."""
+  """Inverse of `normalize` (without clipping): back to sensor units.
+
+  Raises:
+    ValueError: a concrete black level is not below the white level.
+  """
   x, black, white = _levels(x, black_level, white_level, 'denormalize')
   return x * (white - black) + black
 

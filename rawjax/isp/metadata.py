@@ -5,7 +5,9 @@ from __future__ import annotations
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from rawjax import _checks
 from rawjax.isp import cfa
 
 
@@ -37,10 +39,34 @@ class RawMetadata:
   @classmethod
   def create(cls, *, pattern: str, black_level, white_level, wb_gains,
              cam_to_srgb, gain_map=None) -> 'RawMetadata':
-    """Validates and converts to float32 arrays."""
-    black_level = jnp.broadcast_to(jnp.asarray(black_level, jnp.float32), (4,))
+    """Validates and converts to float32 arrays.
+
+    Shapes are checked always; values when they are concrete (not traced):
+    white-balance gains finite and > 0, black level finite and >= 0, black
+    below white (per channel and image), a finite `cam_to_srgb`. Traced
+    values are not checked here; `process` then renders NaN for black >=
+    white or a gain <= 0 (see `normalize`, `white_balance`).
+
+    Raises:
+      ValueError: a wrong shape or, for concrete values, a broken rule above
+        (the message names the argument).
+    """
+    fn = 'RawMetadata.create'
+    black_level = jnp.asarray(black_level, jnp.float32)
+    if black_level.shape[-1:] not in ((), (1,), (4,)):
+      raise ValueError(f'{fn}: black_level must be a scalar or have 4 values '
+                       f'(R, Gr, Gb, B), got shape {tuple(black_level.shape)}.')
+    black_level = jnp.broadcast_to(black_level, black_level.shape[:-1] + (4,)
+                                   if black_level.ndim else (4,))
+    white_level = jnp.asarray(white_level, jnp.float32)
     wb_gains = jnp.asarray(wb_gains, jnp.float32)
     cam_to_srgb = jnp.asarray(cam_to_srgb, jnp.float32)
+    _checks.check_positive(wb_gains, name='wb_gains', fn=fn)
+    _checks.check_values(black_level, lambda v: np.isfinite(v) & (v >= 0),
+                         name='black_level', fn=fn, rule='finite and >= 0')
+    _checks.check_below(black_level, white_level[..., None],
+                        names='black_level and white_level', fn=fn)
+    _checks.check_finite(cam_to_srgb, name='cam_to_srgb', fn=fn)
     if wb_gains.shape[-1:] != (3,):
       raise ValueError(f'RawMetadata: wb_gains must have 3 values (R, G, B), '
                        f'got shape {tuple(wb_gains.shape)}.')
@@ -53,6 +79,5 @@ class RawMetadata:
         raise ValueError(f'RawMetadata: gain_map must be (..., H/2, W/2, 4) '
                          f'(R, Gr, Gb, B), got shape {tuple(gain_map.shape)}.')
     return cls(pattern=cfa.validate_pattern(pattern),
-               black_level=black_level,
-               white_level=jnp.asarray(white_level, jnp.float32),
+               black_level=black_level, white_level=white_level,
                wb_gains=wb_gains, cam_to_srgb=cam_to_srgb, gain_map=gain_map)

@@ -117,3 +117,20 @@ def test_write_dng_rejects_bad_gain_maps(tmp_path):
   with pytest.raises(ValueError, match='outside'):
     rawio.write_dng(tmp_path / 'x.dng', mosaic, pattern='RGGB',
                     gain_maps=maps)
+
+
+@pytest.mark.parametrize('kw, match', [
+    ({'black_level': 1023, 'white_level': 1023}, 'above black_level'),
+    ({'black_level': [64, 64, 2000, 64], 'white_level': 1023},
+     'above black_level'),
+    ({'black_level': -1}, 'finite and >= 0'),
+    ({'black_level': float('nan')}, 'finite and >= 0'),
+    ({'white_level': 0}, r'integer in \[1, 65535\]'),
+    ({'white_level': 70000}, r'integer in \[1, 65535\]'),
+])
+def test_write_dng_refuses_bad_levels(tmp_path, kw, match):
+  mosaic = np.random.default_rng(51).integers(0, 1000, (24, 24),
+                                              dtype=np.uint16)
+  with pytest.raises(ValueError, match=f'write_dng: .*{match}'):
+    rawio.write_dng(tmp_path / 'x.dng', mosaic, pattern='RGGB', **kw)
+  assert not (tmp_path / 'x.dng').exists()

@@ -724,3 +724,132 @@ def test_tifffile_complaints_are_not_logged(raw_dir, tmp_path, caplog):
                        match='corrupt or truncated TIFF structure'):
       read_raw(path)
   assert not [r for r in caplog.records if r.name.startswith('tifffile')]
+
+
+# --- metadata sanity (issue 17) ---------------------------------------------
+
+def test_sample_dngs_have_clean_metadata(blackmagic, gopro):
+  for im in (blackmagic, gopro):
+    assert im.warnings == () and im.above_white == 0
+    assert im.even_crop == (0, 0)
+    assert im.white_level_source == 'libraw:white_level'
+
+
+def test_odd_visible_size_is_cropped_to_even(tmp_path):
+  path = tmp_path / 'odd.dng'
+  mosaic = np.random.default_rng(11).integers(64, 1000, (47, 71),
+                                              dtype=np.uint16)
+  _write_dng(path, mosaic)
+  im = read_raw(path)
+  assert im.mosaic.shape == (46, 70) and im.even_crop == (1, 1)
+  assert im.pattern == 'RGGB'
+  np.testing.assert_array_equal(im.mosaic, mosaic[:46, :70])
+  assert any('odd' in w for w in im.warnings)
+
+
+@pytest.mark.parametrize('cfa_pattern, plane_color, match', [
+    ((3, 4, 4, 5), None, 'CMMY'),
+    ((0, 1, 1, 2), (3, 4, 5), 'CMMY'),
+    ((0, 1, 1, 2), (0, 1, 0), 'cell'),
+])
+def test_non_rgb_cfa_tags_are_rejected(tmp_path, cfa_pattern, plane_color,
+                                       match):
+  # LibRaw decodes all of these as an RGGB mosaic.
+  path = tmp_path / 'cmy.dng'
+  _write_dng(path, cfa_pattern=cfa_pattern, plane_color=plane_color)
+  with pytest.raises(RawReadError, match=f'non-RGB.*{match}'):
+    read_raw(path)
+
+
+def test_plane_colours_reorder_the_pattern(tmp_path):
+  path = tmp_path / 'bgr_planes.dng'
+  _write_dng(path, cfa_pattern=(0, 1, 1, 2), plane_color=(2, 1, 0))
+  assert read_raw(path).pattern == 'BGGR'
+
+
+def test_cfa_repeat_dim_that_contradicts_libraw_is_rejected(tmp_path):
+  path = tmp_path / 'dim.dng'
+  _write_dng(path, cfa_dim=(1, 1))
+  with pytest.raises(RawReadError, match='not a 2x2 Bayer CFA'):
+    read_raw(path)
+
+
+def test_pattern_that_does_not_match_the_tags_is_rejected(patched_read):
+  with pytest.raises(RawReadError, match='does not match the colour'):
+    patched_read(raw_pattern=np.array([[1, 0], [2, 3]]))
+
+
+def test_white_not_above_black_names_the_tags(tmp_path):
+  path = tmp_path / 'levels.dng'
+  _write_dng(path, white=50)
+  with pytest.raises(RawReadError,
+                     match=r'WhiteLevel \(50717\).*BlackLevel \(50714\)'):
+    read_raw(path)
+
+
+@pytest.mark.parametrize('black, match', [(1010, 'at or above every pixel'),
+                                          (990, 'above 9')])
+def test_black_above_the_data_is_rejected(tmp_path, black, match):
+  with pytest.raises(RawReadError, match=f'BlackLevel.*{match}'):
+    _read_levels(tmp_path, 12, black=(black,))
+
+
+def _read_levels(tmp_path, seed, **levels):
+  """A random 64..999 mosaic written with the given levels, and its read."""
+  path = tmp_path / 'levels.dng'
+  mosaic = np.random.default_rng(seed).integers(64, 1000, (48, 72),
+                                                dtype=np.uint16)
+  _write_dng(path, mosaic, **levels)
+  return mosaic, read_raw(path)
+
+
+def test_white_far_below_the_data_uses_the_bit_depth(tmp_path):
+  _, im = _read_levels(tmp_path, 13, white=300)
+  assert im.white_level == 1023.0
+  assert im.white_level_source.startswith('data bit depth (10 bits')
+  assert any('far below the data maximum' in w for w in im.warnings)
+  assert im.above_white == 0
+
+
+def test_pixels_above_white_are_counted(tmp_path):
+  mosaic, im = _read_levels(tmp_path, 14, white=900)
+  assert im.white_level == 900.0
+  assert im.above_white == int(np.count_nonzero(mosaic > 900)) > 0
+  assert any(f'{im.above_white} pixels are above' in w for w in im.warnings)
+
+
+def test_black_levels_spread_across_channels_warn(tmp_path):
+  path = tmp_path / 'spread.dng'
+  _write_dng(path, black=(0, 161, 0, 0), black_repeat=(2, 2))
+  im = read_raw(path)
+  np.testing.assert_array_equal(im.black_level, [0, 161, 0, 0])
+  assert any('differ by 161' in w for w in im.warnings)
+
+
+@pytest.mark.parametrize('neutral', [(1, 0, 1, 0, 1, 0), (0, 1, 1, 1, 0, 1)])
+def test_invalid_as_shot_neutral_uses_the_colour_matrix_white(tmp_path,
+                                                              neutral):
+  path = tmp_path / 'neutral.dng'
+  _write_dng(path, neutral=None,
+             extra=[(50728, '2I', 3, neutral, True)])
+  im = read_raw(path)
+  assert 'as shot' not in im.wb_source
+  assert im.wb_source.startswith('libraw:daylight_whitebalance (colour-matrix '
+                                 'white; the DNG AsShotNeutral tag (50728)')
+  import rawpy  # pylint: disable=g-import-not-at-top
+  with rawpy.imread(str(path)) as raw:
+    day = np.asarray(raw.daylight_whitebalance[:3], np.float64)
+  np.testing.assert_allclose(im.wb_gains, day / day[1])
+  assert any(w.startswith('white balance:') for w in im.warnings)
+
+
+@pytest.mark.parametrize('offset', [83, 296, 9196])
+def test_flipped_scanner_nef_is_never_bayer(raw_dir, tmp_path, offset):
+  # Each of these single flipped bytes makes LibRaw decode the RGB scan as a
+  # flat RGGB (or 1x1) mosaic.
+  data = bytearray((raw_dir / NIKON_SCAN).read_bytes())
+  data[offset] ^= 0xFF
+  path = tmp_path / 'scan.nef'
+  path.write_bytes(bytes(data))
+  with pytest.raises(RawReadError):
+    read_raw(path)

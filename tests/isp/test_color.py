@@ -143,7 +143,8 @@ def test_bradford_matches_colour_science():
 @pytest.mark.parametrize('fn', [
     isp.srgb_encode, isp.srgb_decode, isp.srgb_to_lab,
     lambda x: isp.xyz_to_lab(x), lambda x: isp.lab_to_xyz(100 * x),
-    isp.visualize_raw, lambda x: isp.inverse_white_balance(x, jnp.zeros(3))])
+    isp.visualize_raw,
+    lambda x: isp.inverse_white_balance(x, jnp.full(3, 1e-30))])
 @pytest.mark.parametrize('value', [0.0, 1.0])
 def test_gradients_are_finite_at_the_range_ends(fn, value):
   channels = 4 if fn is isp.visualize_raw else 3
@@ -154,7 +155,7 @@ def test_gradients_are_finite_at_the_range_ends(fn, value):
 def test_bad_shapes_raise():
   with pytest.raises(ValueError, match='3 values'):
     isp.white_balance(np.ones((2, 2, 3)), np.ones(4))
-  with pytest.raises(ValueError, match='does not apply'):
+  with pytest.raises(ValueError, match='3x3 matrix'):
     isp.apply_ccm(np.ones((2, 2, 3)), np.ones((3, 4)))
   with pytest.raises(ValueError, match='3 channels'):
     isp.apply_ccm(np.ones((2, 2, 4)), np.eye(3))
@@ -237,3 +238,38 @@ def test_unknown_illuminant_raises():
   with pytest.raises(ValueError, match='CalibrationIlluminant'):
     isp.dng_camera_to_xyz_d50(as_shot_neutral=[1, 1, 1],
                               color_matrix_1=np.eye(3), illuminant_1=99)
+
+
+@pytest.mark.parametrize('gains', [[0.0, 1.0, 1.0], [1.0, -2.0, 1.0],
+                                   [1.0, 1.0, np.nan]])
+def test_white_balance_refuses_gains_not_positive(gains):
+  image = np.random.default_rng(41).uniform(0, 1, (2, 2, 3))
+  for fn in (isp.white_balance, isp.inverse_white_balance):
+    with pytest.raises(ValueError, match='gains must be finite and > 0'):
+      fn(image, gains)
+
+
+def test_traced_bad_gain_gives_nan_channel():
+  image = np.random.default_rng(42).uniform(0, 1, (2, 2, 4))
+  got = np.asarray(jax.jit(isp.white_balance)(image,
+                                              jnp.array([2.0, 1.0, -1.0])))
+  assert np.isnan(got[..., 3]).all() and np.isfinite(got[..., :3]).all()
+
+
+def test_apply_ccm_refuses_a_non_square_matrix():
+  for fn in (isp.apply_ccm, isp.inverse_ccm):
+    with pytest.raises(ValueError, match='ccm must be a 3x3 matrix'):
+      fn(np.ones((2, 2, 3)), np.ones((2, 3)))
+
+
+@pytest.mark.parametrize('fn', [
+    isp.srgb_encode, isp.srgb_decode, isp.srgb_to_lab, isp.xyz_to_lab,
+    isp.lab_to_xyz, isp.linear_srgb_to_xyz, isp.xyz_to_linear_srgb,
+    lambda x: isp.white_balance(x, [2.0, 1.0, 1.5]),
+    lambda x: isp.apply_ccm(x, np.eye(3))])
+@pytest.mark.parametrize('dtype', [np.uint8, np.uint16, np.int32, np.bool_])
+def test_colour_functions_refuse_integer_images(fn, dtype):
+  image = np.random.default_rng(43).integers(0, 2, (2, 2, 3)).astype(dtype)
+  with pytest.raises(TypeError, match='must be a floating-point array'):
+    fn(image)
+  fn(image.astype(np.float32))  # an explicit conversion is fine

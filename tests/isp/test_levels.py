@@ -72,3 +72,23 @@ def test_bad_levels_raise():
                   white_level=1.0)
   with pytest.raises(ValueError, match='4 channels'):
     isp.normalize(np.zeros((2, 2, 3)), black_level=0.0, white_level=1.0)
+
+
+@pytest.mark.parametrize('black, white', [(1023.0, 1023.0), (2000.0, 1023.0),
+                                          (BLACK, 510.0)])
+def test_black_not_below_white_is_refused(black, white):
+  packed = np.random.default_rng(31).uniform(0, 1023, (2, 2, 4))
+  for fn in (isp.normalize, isp.denormalize):
+    with pytest.raises(ValueError, match=f'{fn.__name__}: black_level must be '
+                       'below white_level'):
+      fn(packed, black_level=black, white_level=white)
+
+
+def test_traced_black_not_below_white_gives_nan():
+  packed = np.random.default_rng(32).uniform(0, 1023, (2, 2, 4))
+  got = jax.jit(lambda b, w: isp.normalize(packed, black_level=b,
+                                           white_level=w))(
+                                               jnp.array([64.0, 64, 2000, 64]),
+                                               1023.0)
+  got = np.asarray(got)
+  assert np.isnan(got[..., 2]).all() and np.isfinite(got[..., [0, 1, 3]]).all()
