@@ -22,14 +22,13 @@ import pathlib
 import sys
 import time
 
-import jax
 import numpy as np
 import tqdm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-from rawjax.train import cycle_gan  # noqa: E402  pylint: disable=wrong-import-position
-from rawjax.train.checkpoint import Checkpointer  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.eval.results import markdown_table  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.methods import cstpp  # noqa: E402  pylint: disable=wrong-import-position
 from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -39,29 +38,15 @@ def load_config(spec: str):
   return load_config_module(path).get_config(variant)
 
 
-def restore_state(config, workdir: str | pathlib.Path):
-  """The newest checkpoint of workdir as a host state dict."""
-  shapes = jax.eval_shape(lambda: cycle_gan.init(config,
-                                                 jax.random.PRNGKey(0)))
-  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
-  with Checkpointer(pathlib.Path(workdir) / 'checkpoints',
-                    async_save=False) as checkpointer:
-    if checkpointer.latest_step() is None:
-      raise FileNotFoundError(f'no checkpoint under {workdir}/checkpoints; '
-                              'train first (python -m launch.train ...).')
-    state, _ = checkpointer.restore(template)
-  return state
-
-
 def _seconds_per_image(config, state, image, factor, repeats=3):
-  model = cycle_gan.generator_model(config, downsample=factor)
-  params, stats = cycle_gan.direction_variables(state, 'a_to_b')
+  model = cstpp.generator_model(config, downsample=factor)
+  params, stats = cstpp.direction_variables(state, 'a_to_b')
   x = np.asarray(image)[None]
-  cycle_gan.translate(model, params, stats, x)
+  cstpp.translate(model, params, stats, x)
   runs = []
   for _ in range(repeats):
     start = time.perf_counter()
-    cycle_gan.translate(model, params, stats, x)
+    cstpp.translate(model, params, stats, x)
     runs.append(time.perf_counter() - start)
   return float(np.median(runs))
 
@@ -76,12 +61,12 @@ def main(argv=None):
                                             'cstpp_downsample.json'))
   args = parser.parse_args(argv)
   config = load_config(args.config)
-  state = restore_state(config, args.workdir)
-  _, cameras, tests, _ = cycle_gan.load_test_pairs(config)
-  tests = cycle_gan._viewed(config, tests)  # pylint: disable=protected-access
+  state = cstpp.restore_state(config, args.workdir)
+  _, cameras, tests, _ = cstpp.load_test_pairs(config)
+  tests = cstpp.viewed(config, tests)
   rows = []
   for factor in tqdm.tqdm(args.factors, desc='downsample factors'):
-    scores = cycle_gan.evaluate_directions(config, state, tests,
+    scores = cstpp.evaluate_directions(config, state, tests,
                                            downsample=factor)
     rows.append(dict(downsample=factor, **{
         f'{tag}/{k}': v[k] for tag, v in scores.items()
@@ -93,14 +78,14 @@ def main(argv=None):
   head = ['Downsample'] + [f'{titles[t]} {m}' for t in titles
                            for m in ('PSNR', 'SSIM', 'MAE', 'KL')] + [
                                's / image']
-  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  cells = []
   for r in rows:
-    cells = [f'{r["downsample"]}x']
+    cells.append([f'{r["downsample"]}x'])
     for t in titles:
-      cells += [f'{r[f"{t}/psnr"]:.2f}', f'{r[f"{t}/ssim"]:.4f}',
-                f'{r[f"{t}/mae"]:.4f}', f'{r[f"{t}/kl"]:.4f}']
-    cells.append(f'{r["seconds_per_image"]:.4f}')
-    lines.append('| ' + ' | '.join(cells) + ' |')
+      cells[-1] += [f'{r[f"{t}/psnr"]:.2f}', f'{r[f"{t}/ssim"]:.4f}',
+                    f'{r[f"{t}/mae"]:.4f}', f'{r[f"{t}/kl"]:.4f}']
+    cells[-1].append(f'{r["seconds_per_image"]:.4f}')
+  lines = markdown_table(head, cells)
   print(f'step {int(state["step"])}, {len(tests)} test pairs, image '
         f'{tests[0]["images"][0].shape}')
   print('\n'.join(lines))

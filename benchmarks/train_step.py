@@ -1,6 +1,6 @@
 """Throughput of the semi-supervised raw-to-raw U-Net: train step, inference.
 
-  * train: one `rawjax.train.raw2raw_semi` step (two U-Nets; reconstruction,
+  * train: one `rawjax.methods.raw2raw_semi` step (two U-Nets; reconstruction,
     anchor and mapping losses; Adam) on the paper's batch of 16 images (4 + 4
     unpaired patches, 4 anchor pairs) at three patch sizes, pmapped over 1,
     2 and 4 host devices (the global batch split between them);
@@ -45,7 +45,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from rawjax.train import raw2raw_semi
+from rawjax.methods import raw2raw_semi
 from rawjax.train.config import load_config_module
 from _timing import time_call  # benchmarks/_timing.py
 
@@ -85,24 +85,21 @@ def bench_train(config, devices, repeats):
 
 
 def bench_inference(config, size, devices, repeats, images=4):
-  model = raw2raw_semi._model(config)  # pylint: disable=protected-access
+  model = raw2raw_semi.model(config)
   params = raw2raw_semi.init(config, jax.random.PRNGKey(0))['params']
   n = len(devices)
   x = np.random.default_rng(0).uniform(
       0, 1, (n, images // n, size, size, 4)).astype(np.float32)
 
-  def swap(pa, pb, batch):
-    features = model.apply({'params': pa}, batch, method='encode')
-    return model.apply({'params': pb}, features, method='decode')
-
-  fn = jax.pmap(swap, in_axes=(None, None, 0), devices=devices)
+  fn = jax.pmap(lambda pa, pb, batch: raw2raw_semi.swap(model, pa, pb, batch),
+                in_axes=(None, None, 0), devices=devices)
   first, median = time_call(
       lambda: fn(params['camera_a'], params['camera_b'], x), repeats)
   return first, median, images
 
 
 def bench_translate(config, repeats):
-  model = raw2raw_semi._model(config)  # pylint: disable=protected-access
+  model = raw2raw_semi.model(config)
   params = raw2raw_semi.init(config, jax.random.PRNGKey(0))['params']
   image = np.random.default_rng(0).uniform(0, 1, (1512, 2016, 4)).astype(
       np.float32)

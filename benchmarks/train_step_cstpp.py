@@ -3,7 +3,7 @@
   * forward: one CSTPP generator (eval mode) on a batch of packed images,
     jitted, at the given sizes and downsampling factors M;
   * train: one loop iteration (`generator_step` then `discriminator_step`
-    of `rawjax.train.cycle_gan`, both generators and discriminators, Adam,
+    of `rawjax.methods.cstpp`, both generators and discriminators, Adam,
     history pools) on the paper's batch of 4 patches, pmapped over one
     device (the loop's own compiled iteration, `make_iteration`).
 
@@ -35,7 +35,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'benchmarks'))
 from _timing import time_call  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
-from rawjax.train import cycle_gan, loop  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.methods import cstpp  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.train import loop  # noqa: E402  pylint: disable=wrong-import-position
 from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
 
 
@@ -64,16 +65,16 @@ def main(argv=None):
   jobs = [(v, s) for v in args.variants for s in args.sizes]
   for variant, size in tqdm.tqdm(jobs, desc='cstpp benchmark'):
     config = _config(variant, size)
-    state = cycle_gan.init(config, jax.random.PRNGKey(0))
-    generator_params = _count(cycle_gan.direction_variables(
+    state = cstpp.init(config, jax.random.PRNGKey(0))
+    generator_params = _count(cstpp.direction_variables(
         state, 'a_to_b')[0])
     images = jnp.asarray(np.random.default_rng(0).uniform(
         size=(4, size, size, 4)).astype(np.float32))
-    params, stats = cycle_gan.direction_variables(state, 'a_to_b')
+    params, stats = cstpp.direction_variables(state, 'a_to_b')
     for m in args.downsample:
       if size % (32 * m):
         continue
-      model = cycle_gan.generator_model(config, downsample=m)
+      model = cstpp.generator_model(config, downsample=m)
       fn = jax.jit(lambda p, s, x, model=model: model.apply(
           {'params': p, 'batch_stats': s}, x))
       first, run = time_call(lambda: fn(params, stats, images), args.repeats)
@@ -83,7 +84,7 @@ def main(argv=None):
                        mpix_per_s=4 * size * size / run / 1e6))
     if args.skip_train:
       continue
-    iteration = jax.pmap(loop.make_iteration(cycle_gan.make_steps(config)),
+    iteration = jax.pmap(loop.make_iteration(cstpp.make_steps(config)),
                          axis_name='batch', devices=jax.local_devices()[:1])
     device_state = jax.tree.map(lambda x: jnp.asarray(x)[None], state)
     batch = {k: np.asarray(images)[None] for k in ('a', 'b')}

@@ -25,6 +25,9 @@ Options: model.sharing ('code' | 'paper' | 'none'), model.kernel
 10 terms), model.discriminator ('official' | 'patchgan'),
 model.downsample (M), model.transform ('patch' | 'global'),
 optim.clip ('per_network' | 'union'), data.quantize_8bit.
+
+The method: `rawjax.methods.cstpp` (docs/cstpp.md); the cross-camera ISP
+experiment of section 4.3 is configs/cstpp_adapt.py.
 """
 
 import ml_collections

@@ -13,6 +13,8 @@ it on this 2-core CPU in well under 15 minutes.
 Table 1 ablations: `--config.loss.anchor=0` (w/o L_a), `--config.loss.mapping=0`
 (w/o L_m), `--config.loss.anchor=0 --config.loss.reconstruction=0` (only L_m).
 Table 2's anchor count x: `--config.data.num_anchors=x`.
+
+The method: `rawjax.methods.raw2raw_semi` (docs/raw2raw_semi.md).
 """
 
 import ml_collections

@@ -13,7 +13,10 @@ calibration baselines, fitted on the same anchor pairs:
   * `pair_scorer`: PSNR / SSIM / MAE / DeltaE 2000 of predictions against
     the target camera, in Afifi's sRGB convention or through each capture's
     own metadata;
-  * `chart_mae`: Table 2's MAE of the colour-chart patch means.
+  * `chart_mae`: Table 2's MAE of the colour-chart patch means;
+  * `direction_table`, `flat_scores`, `write_direction_grid`: the two
+    directions' results as a Markdown table, as the loop's flat scalars and
+    as a titled comparison grid.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import functools
 import json
 import os
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -31,13 +34,17 @@ import numpy as np
 
 from rawjax import baselines
 from rawjax.data.datasets import raw2raw as raw2raw_data
+from rawjax.eval import images as eval_images
+from rawjax.eval import results as eval_results
 from rawjax.eval import scoring
 from rawjax.isp import color
 
 __all__ = [
-    'DIRECTIONS', 'METRICS', 'anchor_indices', 'apply_mapping',
-    'calibration_fits', 'camera_names', 'chart_mae', 'chart_means', 'fda',
-    'load_pairs', 'pair_scorer', 'pooled_fit',
+    'DIRECTIONS', 'METRICS', 'anchor_indices', 'apply_mapping', 'calibrated',
+    'calibration_fits', 'camera_names', 'chart_mae', 'chart_means',
+    'direction_table', 'fda', 'fit_global', 'flat_scores', 'load_pairs',
+    'pair_scorer', 'pooled_fit', 'require_train_split',
+    'write_direction_grid',
 ]
 
 # (tag, source camera index, target camera index)
@@ -65,6 +72,14 @@ def camera_names(cameras: Sequence[str] | None,
     slugs = [c['slug'] for c in json.loads(info.read_text())['cameras']]
     return slugs[0], slugs[1]
   return raw2raw_data.CAMERAS
+
+
+def require_train_split(split: str, *, method: str) -> None:
+  """Raises unless `split` is 'train': a raw-to-raw method's data stream is
+  for training only, as its evaluation reads the paired test split here."""
+  if split != 'train':
+    raise ValueError(f"{method} trains on split 'train' (evaluation reads "
+                     f'the paired test split itself), got {split!r}.')
 
 
 def anchor_indices(count: int, num_anchors: int, seed: int) -> list[int]:
@@ -148,6 +163,12 @@ def pooled_fit(anchors: Sequence[dict[str, Any]], source: int, target: int
                     kernel='linear', channels=3, ridge=1e-6)
 
 
+def calibrated(inputs: Sequence[Any], fits: Sequence[jax.Array], *,
+               kernel: str) -> list[list[jax.Array]]:
+  """Every fit applied to every input: one list of outputs per fit."""
+  return [[apply_mapping(x, m, kernel=kernel) for x in inputs] for m in fits]
+
+
 @functools.partial(jax.jit, static_argnames=('beta',))
 def fda(image: jax.Array, style: jax.Array, *, beta: float) -> jax.Array:
   """FDA of `image` with the amplitude spectrum of `style` (resized to it)."""
@@ -205,3 +226,81 @@ def pair_scorer(pairs: Sequence[dict[str, Any]], convention: str
     return {k: np.asarray(v) for k, v in out.items()}
 
   return score, ('metadata' if use_meta else 'srgb')
+
+
+def flat_scores(directions: Mapping[str, Mapping[str, Any]],
+                metrics: Sequence[str]) -> dict[str, float]:
+  """{'<direction>/<method>/<metric>': value} of results['directions']."""
+  return {f'{tag}/{method}/{k}': row[k]
+          for tag, direction in directions.items()
+          for method, row in direction['rows'].items() for k in metrics}
+
+
+def direction_table(directions: Mapping[str, Mapping[str, Any]], *,
+                    metrics: Sequence[str], headers: Sequence[str],
+                    digits: Mapping[str, int],
+                    labels: Mapping[str, str]) -> list[str]:
+  """The Markdown lines of the papers' table: a row per method.
+
+  Args:
+    directions: {tag: {'title': 'A -> B', 'rows': {method: results row}}}
+      (rows as `rawjax.eval.scoring.summarize` makes them; every direction
+      has the same methods).
+    metrics: the row keys of the columns, per direction.
+    headers: their column titles (same order).
+    digits: decimals per metric.
+    labels: method -> the table's name for it (default: the key).
+  """
+  tags = list(directions)
+  header = ['Method'] + [f'{directions[t]["title"]} {h}' for t in tags
+                         for h in headers]
+  rows = []
+  for method in directions[tags[0]]['rows']:
+    cells = [labels.get(method, method)]
+    for t in tags:
+      cells += eval_results.metric_cells(directions[t]['rows'][method],
+                                         metrics, digits)
+    rows.append(cells)
+  return eval_results.markdown_table(header, rows)
+
+
+def write_direction_grid(path: str | os.PathLike[str],
+                         pairs: Sequence[dict[str, Any]], *, source: int,
+                         target: int, outputs: Sequence[Any],
+                         baseline: Sequence[Any], gain: float,
+                         count: int) -> None:
+  """The comparison grid of one direction, for the first `count` pairs.
+
+  Columns: 'input (A)', 'ours', 'target (B)' (in `rawjax.isp.visualize_raw`),
+  '|ours - target| x gain' and '|3x3 - target| x gain' (`error_map`,
+  `baseline` the global 3x3 calibration's outputs); a row per test image,
+  labelled with its name. Only process 0 writes; nothing for count 0.
+
+  Args:
+    path: the PNG to write.
+    pairs: `load_pairs` output (the test pairs).
+    source, target: camera indices (0 = A, 1 = B) of the direction.
+    outputs, baseline: (h, w, 4) outputs of the method and the baseline,
+      at least `count` of each, aligned with `pairs`.
+    gain: the error maps' display gain.
+    count: number of rows.
+  """
+  count = min(count, len(pairs))
+  if not count or jax.process_index() != 0:
+    return
+  show = lambda x: np.asarray(color.visualize_raw(jnp.asarray(x)))  # noqa: E731
+  rows = []
+  for i in range(count):
+    reference = pairs[i]['images'][target]
+    rows.append([show(pairs[i]['images'][source]), show(outputs[i]),
+                 show(reference),
+                 eval_images.error_map(outputs[i], reference, gain=gain),
+                 eval_images.error_map(baseline[i], reference, gain=gain)])
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  camera = 'AB'
+  titles = [f'input ({camera[source]})', 'ours',
+            f'target ({camera[target]})', f'|ours - target| x {gain:g}',
+            f'|3x3 - target| x {gain:g}']
+  eval_images.write_image_rows(path, rows, column_titles=titles,
+                               row_labels=[p['name'] for p in pairs[:count]])

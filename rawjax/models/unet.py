@@ -28,7 +28,7 @@ What the raw-to-raw method needs from it:
 
 Inputs are (..., H, W, C) with H and W multiples of 2**levels (16 by
 default); other sizes raise a ValueError (pad or resize first: the method's
-inference resizes, see `rawjax.train.raw2raw_semi`).
+inference resizes, see `rawjax.methods.raw2raw_semi.inference`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The CycleGAN method with CSTPP generators: configs, pool, steps, eval.
+"""The CSTPP methods: the CycleGAN's configs, pool, steps, eval; adaptation.
 
 The data is a tiny raw2raw layout written here: camera B sees a fixed 3x3
 colour matrix of camera A's (R, G, B), so the global 3x3 calibration of the
@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from scipy import io as scipy_io
 
+from rawjax.methods import cstpp
 from rawjax.train import checkpoint as checkpoint_lib
-from rawjax.train import cycle_gan
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'raw2raw_cstpp.py')
+ADAPT_CONFIG_PATH = CONFIG_PATH.with_name('cstpp_adapt.py')
 CAMERAS = ('cam-a', 'cam-b')
 MATRIX = np.array([[0.8, 0.15, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.75]],
                   np.float32)
@@ -49,6 +50,12 @@ def _scene(rng):
                   -1).astype(np.float32)
 
 
+def _srgb(packed):
+  """A stand-in 8-bit sRGB rendering at full resolution (2x the packed)."""
+  rgb = np.stack([packed[..., 0], packed[..., 1], packed[..., 3]], -1)
+  return np.round(255 * rgb.repeat(2, 0).repeat(2, 1)).astype(np.uint8)
+
+
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
   root = tmp_path_factory.mktemp('cstpp')
@@ -64,14 +71,17 @@ def dataset(tmp_path_factory):
         scipy_io.savemat(root / 'paired' / camera / folder / f'{name}.mat',
                          {'raw_rggb': image})
         np.savez(root / 'paired' / camera / 'meta' / f'{name}.npz',
-                 chart_boxes=chart)
+                 chart_boxes=chart, srgb=_srgb(image))
   for camera in CAMERAS:
     (root / 'unpaired' / camera / 'raw-rggb').mkdir(parents=True)
+    (root / 'unpaired' / camera / 'meta').mkdir(parents=True)
     for i in range(4):
       a = _scene(rng)
+      image = a if camera == CAMERAS[0] else _camera_b(a)
       scipy_io.savemat(root / 'unpaired' / camera / 'raw-rggb' / f'u-{i}.mat',
-                       {'raw_rggb': a if camera == CAMERAS[0] else
-                        _camera_b(a)})
+                       {'raw_rggb': image})
+      np.savez(root / 'unpaired' / camera / 'meta' / f'u-{i}.npz',
+               srgb=_srgb(image))
   (root / 'dataset.json').write_text(json.dumps(
       {'cameras': [{'slug': c} for c in CAMERAS]}))
   return root
@@ -112,15 +122,15 @@ def test_configs_have_the_paper_settings():
   bad = CONFIGS.get_config('quick')
   bad.model.sharing = 'all'
   with pytest.raises(ValueError, match='config.model.sharing'):
-    cycle_gan.make_steps(bad)
+    cstpp.make_steps(bad)
   bad = CONFIGS.get_config('quick')
   bad.model.transform = 'pixel'
   with pytest.raises(ValueError, match='config.model.transform'):
-    cycle_gan.make_steps(bad)
+    cstpp.make_steps(bad)
   bad = CONFIGS.get_config('quick')
   bad.data.patch_size = 48
   with pytest.raises(ValueError, match='patch_size=48'):
-    cycle_gan.make_steps(bad)
+    cstpp.make_steps(bad)
 
 
 def _pool_reference(stored, count, images, coins, indices):
@@ -140,9 +150,9 @@ def _pool_reference(stored, count, images, coins, indices):
 
 
 def test_history_pool_matches_image_pool():
-  pool = cycle_gan.pool_init(3, (2, 2, 1))
+  pool = cstpp.pool_init(3, (2, 2, 1))
   rng = np.random.default_rng(0)
-  query = jax.jit(cycle_gan.pool_query)
+  query = jax.jit(cstpp.pool_query)
   stored, count = list(np.zeros((3, 2, 2, 1), np.float32)), 0
   for step in range(4):
     images = rng.uniform(size=(2, 2, 2, 1)).astype(np.float32)
@@ -165,7 +175,7 @@ def test_history_pool_matches_image_pool():
 def test_per_network_clipping_follows_the_official_order():
   grads = {'shared': jnp.array([3.0, 4.0]), 'a_to_b': jnp.array([0.0]),
            'b_to_a': jnp.array([12.0])}
-  clipped, norm = cycle_gan.clip_generator_grads(grads, max_norm=2.0,
+  clipped, norm = cstpp.clip_generator_grads(grads, max_norm=2.0,
                                                  mode='per_network')
   assert float(norm) == pytest.approx(5.0)
   # G_AB: norm 5 -> scale 2/5: shared (1.2, 1.6). G_BA: norm
@@ -174,7 +184,7 @@ def test_per_network_clipping_follows_the_official_order():
   np.testing.assert_allclose(clipped['shared'],
                              np.array([1.2, 1.6]) * scale, rtol=1e-5)
   np.testing.assert_allclose(clipped['b_to_a'], [12 * scale], rtol=1e-5)
-  union, _ = cycle_gan.clip_generator_grads(grads, max_norm=2.0,
+  union, _ = cstpp.clip_generator_grads(grads, max_norm=2.0,
                                             mode='union')
   np.testing.assert_allclose(union['b_to_a'], [12 * 2 / 13], rtol=1e-5)
 
@@ -274,7 +284,7 @@ def test_one_step_paper_with_the_other_options(dataset):
   config = _small('', dataset)
   config.model.kernel = 'cstpp14_code'
   config.model.sharing = 'none'
-  state = cycle_gan.init(config, jax.random.PRNGKey(0))
+  state = cstpp.init(config, jax.random.PRNGKey(0))
   assert not state['params']['generator']['shared']
 
 
@@ -297,7 +307,7 @@ def test_evaluation_tables(quick_step, dataset):
   config, _, batch, new, _, _ = quick_step
   host = jax.tree.map(lambda x: np.asarray(x[0]), new)
   workdir = dataset.parent / 'eval-cstpp'
-  scalars = cycle_gan.evaluate(config, host, workdir=workdir)
+  scalars = cstpp.evaluate(config, host, workdir=workdir)
   results = json.loads((workdir / 'results.json').read_text())
   assert results['num_test_pairs'] == 2 and results['calibration'] == 'charts'
   for tag in ('a_to_b', 'b_to_a'):
@@ -312,5 +322,62 @@ def test_evaluation_tables(quick_step, dataset):
       assert np.isfinite(scalars[f'{tag}/ours/{k}']), k
   table = (workdir / 'results.md').read_text()
   assert 'CSTPP (ours)' in table and 'cam-b -> cam-a' in table
-  images = cycle_gan.sample_images(config, host, batch)
+  images = cstpp.sample_images(config, host, batch)
   assert images['a_to_b'].shape == (4, 32, 32, 3)
+
+
+def test_cross_camera_adaptation_runs_through_the_method(quick_step, dataset,
+                                                         tmp_path):
+  config, _, _, new, _, _ = quick_step
+  cstpp_workdir = tmp_path / 'cstpp'
+  with checkpoint_lib.Checkpointer(cstpp_workdir / 'checkpoints',
+                                   async_save=False) as ckpt:
+    assert ckpt.save(1, jax.tree.map(lambda x: np.asarray(x[0]), new))
+  adapt = load_config_module(ADAPT_CONFIG_PATH).get_config('quick')
+  assert adapt.method == 'cstpp_adapt' and adapt.train.num_steps == 300
+  adapt.model, adapt.data = config.model, config.data
+  adapt.eval.num_grid_images = 1
+  method = method_lib.get_method('cstpp_adapt')
+  with pytest.raises(ValueError, match='adapt.cstpp_workdir'):
+    method.init(adapt, jax.random.PRNGKey(0))
+  adapt.adapt.update(cstpp_workdir=str(cstpp_workdir), patch_size=16,
+                     batch_size=4,
+                     isp_options='{"features": 4, "levels": 1, '
+                                 '"out_channels": 3}')
+  state = method.init(adapt, jax.random.PRNGKey(0))
+  plain = state['params']['a']['plain']
+  for x in ('a', 'b'):  # every ISP starts from the same draw
+    for t in ('plain', 'augmented'):
+      jax.tree.map(np.testing.assert_array_equal, state['params'][x][t],
+                   plain)
+  batch = next(iter(method.make_data(adapt)))
+  assert batch['a_raw'].shape == batch['a_mapped'].shape == (4, 16, 16, 4)
+  assert batch['b_srgb'].shape == (4, 16, 16, 3)  # packed resolution
+  # The plain and augmented ISPs of a camera see the same patches.
+  assert not np.array_equal(batch['a_raw'], batch['a_mapped'])
+  step = jax.pmap(method.steps(adapt)[0], axis_name='batch',
+                  devices=jax.local_devices()[:2])
+  new_state, metrics = step(_replicate(state, 2), _shard(batch, 2),
+                            jnp.stack([jax.random.PRNGKey(1)] * 2))
+  metrics = jax.tree.map(lambda x: np.asarray(x)[0], metrics)
+  np.testing.assert_allclose(metrics['loss'], sum(
+      metrics[f'l1_{x}_{t}'] for x in 'ab' for t in ('plain', 'augmented')),
+                             rtol=1e-5)
+  host = jax.tree.map(lambda x: np.asarray(x[0]), new_state)
+  workdir = tmp_path / 'adapt'
+  scalars = method.evaluate(adapt, host, workdir=workdir)
+  results = json.loads((workdir / 'results.json').read_text())
+  # The step functions ran outside the loop, which counts the steps.
+  assert results['num_test_pairs'] == 2 and results['steps'] == 0
+  assert results['cstpp_step'] == int(np.asarray(new['step'])[0])
+  title = 'ISP of cam-b, deployed on cam-a'
+  rows = results['settings'][title]
+  assert set(rows) == {'same camera (upper bound)', 'no mapping',
+                       'adaptation (test time)', 'augmentation (train time)',
+                       'final train L1'}
+  assert rows['final train L1']['plain'] == pytest.approx(
+      float(metrics['l1_b_plain']))
+  for key, value in scalars.items():
+    assert np.isfinite(value), key
+  assert title in (workdir / 'results.md').read_text()
+  assert (workdir / 'grid_isp_a.png').is_file()

@@ -11,7 +11,9 @@ encoder-decoders (E_A, D_A) and (E_B, D_B):
   * `mapping_loss`, eq. 5: L_m = 1/(2N) sum_n ||I_A,n - D_A(E_B(I_B,n))||_F^2
     + ||I_B,n - D_B(E_A(I_A,n))||_F^2 on the anchor pairs (decoder swap);
   * `semi_supervised_raw2raw_loss`, eq. 6: L = L_r + L_a + L_m, with weights
-    (0 switches a term off: the ablation rows of Table 1).
+    (0 switches a term off: the ablation rows of Table 1);
+  * `training_objective`: eq. 6 of one device's batch through the two
+    networks (the forward passes that feed eqs. 3-5).
 
 Norm and normalisation. The paper writes squared Frobenius norms of whole
 images (and feature maps) averaged over the mini-batch: the squared error is
@@ -28,7 +30,9 @@ mean-over-batch, so under data parallelism the per-device loss averaged with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +40,7 @@ from jax.typing import ArrayLike
 
 __all__ = [
     'REDUCTIONS', 'anchor_loss', 'mapping_loss', 'reconstruction_loss',
-    'semi_supervised_raw2raw_loss', 'squared_frobenius',
+    'semi_supervised_raw2raw_loss', 'squared_frobenius', 'training_objective',
 ]
 
 REDUCTIONS = ('sum', 'mean')
@@ -144,3 +148,81 @@ def semi_supervised_raw2raw_loss(*, reconstruction: ArrayLike,
     if weight:
       total = total + weight * jnp.asarray(value, jnp.float32)
   return total
+
+
+def _concat_features(*lists):
+  return [jnp.concatenate(blocks, axis=0) for blocks in zip(*lists)]
+
+
+def training_objective(model: Any, params: Mapping[str, Any],
+                       batch: Mapping[str, jax.Array], *,
+                       weights: Mapping[str, float], reduction: str
+                       ) -> tuple[jax.Array, tuple[dict[str, jax.Array],
+                                                   dict[str, jax.Array]]]:
+  """Eq. 6 on one device's batch, through E_A, D_A, E_B, D_B.
+
+  Args:
+    model: the encoder-decoder (`encode` returns every block's output,
+      `decode` takes them).
+    params: {'camera_a': ..., 'camera_b': ...} the two networks' parameters.
+    batch: 'unpaired_a', 'unpaired_b' (n, p, p, C) and 'anchor_a',
+      'anchor_b' (m, p, p, C) images in [0, 1].
+    weights: {'reconstruction', 'anchor', 'mapping'} (a 0 weight skips the
+      term and the forward passes only it needs).
+    reduction: 'sum' (the paper) or 'mean', see the module docstring.
+
+  Returns:
+    (L, (terms, mapped)): the float32 total of eq. 6; the active terms
+    {'reconstruction' (eq. 3), 'anchor' (eq. 4), 'mapping' (eq. 5)}; with
+    the mapping term, the decoder-swap outputs {'a_to_b': D_B(E_A(anchor_a)),
+    'b_to_a': D_A(E_B(anchor_b))} (unclipped).
+  """
+  encode = functools.partial(model.apply, method='encode')
+  decode = functools.partial(model.apply, method='decode')
+  pa = {'params': params['camera_a']}
+  pb = {'params': params['camera_b']}
+  use_unpaired = weights['reconstruction'] != 0
+  use_anchors = weights['anchor'] != 0 or weights['mapping'] != 0
+  use_mapping = weights['mapping'] != 0
+  parts_a = ([batch['unpaired_a']] if use_unpaired else []) + (
+      [batch['anchor_a']] if use_anchors else [])
+  parts_b = ([batch['unpaired_b']] if use_unpaired else []) + (
+      [batch['anchor_b']] if use_anchors else [])
+  # One encoder call per camera over its unpaired and anchor images.
+  features_a = encode(pa, jnp.concatenate(parts_a, axis=0))
+  features_b = encode(pb, jnp.concatenate(parts_b, axis=0))
+  n = batch['unpaired_a'].shape[0] if use_unpaired else 0
+  m = batch['unpaired_b'].shape[0] if use_unpaired else 0
+  unpaired_a = [f[:n] for f in features_a]
+  unpaired_b = [f[:m] for f in features_b]
+  anchor_a = [f[n:] for f in features_a]
+  anchor_b = [f[m:] for f in features_b]
+  # One decoder call per camera: its own unpaired codes (reconstruction) and
+  # the other camera's anchor codes (the swap of eq. 5).
+  inputs_da = ([unpaired_a] if use_unpaired else []) + (
+      [anchor_b] if use_mapping else [])
+  inputs_db = ([unpaired_b] if use_unpaired else []) + (
+      [anchor_a] if use_mapping else [])
+  out_a = decode(pa, _concat_features(*inputs_da)) if inputs_da else None
+  out_b = decode(pb, _concat_features(*inputs_db)) if inputs_db else None
+  terms, mapped = {}, {}
+  if use_unpaired:
+    terms['reconstruction'] = reconstruction_loss(
+        images=jnp.concatenate([batch['unpaired_a'], batch['unpaired_b']]),
+        reconstructions=jnp.concatenate([out_a[:n], out_b[:m]]),
+        reduction=reduction)
+  if weights['anchor'] != 0:
+    terms['anchor'] = anchor_loss(features_a=anchor_a, features_b=anchor_b,
+                                  reduction=reduction)
+  if use_mapping:
+    mapped = {'b_to_a': out_a[n:], 'a_to_b': out_b[m:]}
+    terms['mapping'] = mapping_loss(
+        targets_a=batch['anchor_a'], mapped_a=mapped['b_to_a'],
+        targets_b=batch['anchor_b'], mapped_b=mapped['a_to_b'],
+        reduction=reduction)
+  total = semi_supervised_raw2raw_loss(
+      reconstruction=terms.get('reconstruction', 0.0),
+      anchor=terms.get('anchor', 0.0), mapping=terms.get('mapping', 0.0),
+      reconstruction_weight=weights['reconstruction'],
+      anchor_weight=weights['anchor'], mapping_weight=weights['mapping'])
+  return total, (terms, mapped)
