@@ -1,9 +1,9 @@
 """Throughput of SemiISP's steps and pseudo-pair generation (quick config).
 
-  * step/<phase>: one `rawjax.train.semiisp` step on one device with the
+  * step/<phase>: one `rawjax.methods.semiisp` step on one device with the
     quick settings (phase 1 f_ISP with both variants; phase 2 with
-    one-to-many (USQ off, as quick) + eq. 15 noise, and with UPI pseudo-data; supervised),
-    target U-Net (features 12, levels 3), 32 x 32 crops;
+    one-to-many (USQ off, as quick) + eq. 15 noise, and with UPI
+    pseudo-data; supervised), target U-Net (features 12, levels 3), 32 x 32 crops;
   * pseudo/<generator>: `generate_pseudo_pairs` alone on 10 images of
     64 x 64.
 Phase 2 needs phase 1's memory: a phase-1 state with random memorised
@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rawjax.train import loop, parallel as parallel_lib, semiisp
+from rawjax.methods import semiisp
+from rawjax.train import loop, parallel as parallel_lib
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
 from rawjax.train.config import load_config_module

@@ -18,7 +18,7 @@ Variant tokens (comma-separated): a phase ('isp', 'semi', 'supervised',
 'deterministic' (w/o one-to-many), 'quick' (a simulated stand-in: the
 'raw2srgb' scenes' sRGB renderings darkened by a random exposure in
 [0.05, 0.25]; no noise). The full variant expects a prepared LoL folder in
-`data.root` (`rawjax.train.semiisp.prepare_lol`).
+`data.root` (`rawjax.data.datasets.lol.prepare_lol`).
 """
 
 import importlib.util

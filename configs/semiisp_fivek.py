@@ -27,7 +27,7 @@ The variant is a comma-separated list of tokens (any order):
     so the denoising settings apply) and small models and budgets that run
     on this 2-core CPU in minutes.
 The full variants expect a prepared FiveK folder in `data.root`
-(`rawjax.train.semiisp.prepare_fivek`).
+(`rawjax.data.datasets.fivek.prepare_fivek`).
 """
 
 import ml_collections

@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rawjax import train
-from rawjax.train import semiisp
+from rawjax.methods import semiisp
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'A SemiISP config: configs/semiisp_*.py[:variant].',

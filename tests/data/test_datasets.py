@@ -23,8 +23,10 @@ from rawjax import io as rawio
 from rawjax import isp
 from rawjax.data import pipeline
 from rawjax.data.datasets import (
-    DatasetLayoutError, FiveKDataset, LOLDataset, LSMIDataset, NUSDataset,
-    Raw2RawPaired, Raw2RawUnpaired, ZRRDataset, coordinate_map, open_dataset)
+    ArrayDataset, DatasetLayoutError, FiveKDataset, LOLDataset, LSMIDataset,
+    NUSDataset, Raw2RawPaired, Raw2RawUnpaired, ZRRDataset, coordinate_map,
+    load_split, open_dataset, prepare_lol)
+from rawjax.data.datasets import arrays as arrays_module
 from rawjax.data.datasets import fivek as fivek_module
 from rawjax.data.datasets import raw2raw as raw2raw_module
 
@@ -612,6 +614,31 @@ def test_lol_pairs_low_and_normal_light_images(lol_root):
       rawio.read_image(lol_root / 'Real_captured/Train/Normal/normal00001.png'))
   synthetic = LOLDataset(lol_root, version='v2-synthetic', split='test')
   assert len(synthetic) == 3
+
+
+def test_prepare_lol_writes_prepared_arrays(lol_root, tmp_path):
+  out = prepare_lol(lol_root, tmp_path / 'prepared', num_labelled=2,
+                    size=(8, 12), progress=False)
+  info = json.loads((out / 'dataset.json').read_text())
+  assert info['counts'] == {'labelled_raw': 2, 'labelled_srgb': 2,
+                            'unlabelled_srgb': 1, 'test_raw': 3,
+                            'test_srgb': 3}
+  labelled = load_split(out, 'labelled')
+  assert labelled['raw'].dtype == np.uint16
+  pairs = ArrayDataset(labelled, minimum=5)
+  assert len(pairs) == 6   # repeated to hold 5
+  first = LOLDataset(lol_root, version='v1', split='train')[0]
+  # Same size: the resize is the identity up to the 16-bit quantisation.
+  np.testing.assert_allclose(pairs[2]['raw'], first['low'], atol=1e-4)
+  np.testing.assert_allclose(load_split(out, 'unlabelled')['srgb'][0] / 65535,
+                             LOLDataset(lol_root)[2]['high'], atol=1e-4)
+  # Written once: a second call returns the folder as it is.
+  assert prepare_lol(lol_root, out, num_labelled=1) == out
+  arrays_module.check_prepared(out)
+  with pytest.raises(FileNotFoundError, match='prepare_fivek'):
+    arrays_module.check_prepared(tmp_path)
+  with pytest.raises(ValueError, match='split must be one of'):
+    load_split(out, 'train')
 
 
 def test_lol_malformed_layouts_name_the_missing_piece(lol_root, tmp_path):

@@ -125,7 +125,7 @@ def test_jit_equals_eager_and_gradients_are_finite():
 
 def test_shapes_identity_blocks_and_errors():
   # Lists from a config become tuples: the module stays hashable (a jit
-  # static argument in rawjax.train.semiisp).
+  # static argument in rawjax.methods.semiisp.evaluation).
   model = models.model_from_config(dict(name='nafnet', width=8,
                                         enc_blk_nums=[1, 0],
                                         dec_blk_nums=[0, 1]))

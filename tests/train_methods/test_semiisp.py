@@ -1,6 +1,7 @@
-"""SemiISP: OPF, eq. 14, pseudo-RAW inversion, memory, one step per variant."""
+"""SemiISP: eqs. 10-14, losses, pseudo-RAW, memory, one step per phase."""
 
 import functools
+import json
 import pathlib
 
 import jax
@@ -9,10 +10,14 @@ import numpy as np
 import pytest
 from skimage.measure import block_reduce
 
-from rawjax import losses
+from rawjax import io as rawio, metrics as metrics_lib
+from rawjax.data.datasets import arrays
 from rawjax.isp import noise as noise_lib
 from rawjax.isp import pqdynamic
-from rawjax.train import loop, parallel as parallel_lib, semiisp
+from rawjax.methods import semiisp
+from rawjax.methods.semiisp import objective
+from rawjax.models import pqdynamic_net
+from rawjax.train import get_method, loop, parallel as parallel_lib
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
 from rawjax.train.config import load_config_module
@@ -45,7 +50,7 @@ def _opf_by_hand(real, pseudo, beta):
 def test_opf_loss_equals_hand_computation(variant, pseudo, expected_kept):
   real = np.array([0.1, 0.3], np.float32)
   pseudo = np.array(pseudo, np.float32)
-  fn = variant(functools.partial(losses.online_pseudo_filtering_loss,
+  fn = variant(functools.partial(objective.online_pseudo_filtering_loss,
                                  beta=1.2))
   loss, aux = fn(real_losses=real, pseudo_losses=pseudo)
   expected, l_p, delta = _opf_by_hand(real, pseudo, 1.2)
@@ -71,7 +76,7 @@ def test_opf_loss_over_devices_equals_whole_batch():
   pseudo = rng.uniform(0, 1.3, (4, 3)).astype(np.float32)
 
   def per_device(r, p):
-    loss, aux = losses.online_pseudo_filtering_loss(
+    loss, aux = objective.online_pseudo_filtering_loss(
         real_losses=r, pseudo_losses=p, beta=1.0, axis_name='batch')
     return jax.lax.pmean(loss, 'batch'), aux['kept']
 
@@ -85,7 +90,7 @@ def test_multiscale_l1_matches_block_reduce(variant):
   rng = np.random.default_rng(1)
   x = rng.uniform(size=(2, 40, 36, 3)).astype(np.float32)
   y = rng.uniform(size=(2, 40, 36, 3)).astype(np.float32)
-  out = variant(functools.partial(losses.multiscale_l1_loss,
+  out = variant(functools.partial(objective.multiscale_l1_loss,
                                   scales=(16, 32, 64), per_sample=True))(
                                       predictions=x, targets=y)
   expected = np.abs(x - y).mean(axis=(1, 2, 3))
@@ -95,6 +100,31 @@ def test_multiscale_l1_matches_block_reduce(variant):
                                   np.mean)
     expected = expected + np.abs(pool(x) - pool(y)).mean(axis=(1, 2, 3))
   np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_per_sample_and_isp_losses_by_hand():
+  rng = np.random.default_rng(2)
+  x = rng.uniform(-0.1, 1.1, (3, 20, 20, 3)).astype(np.float32)
+  y = rng.uniform(0, 1, (3, 20, 20, 3)).astype(np.float32)
+  mse = np.mean((x - y) ** 2, axis=(1, 2, 3))
+  for kind, expected in [('mse', mse),
+                         ('l1', np.abs(x - y).mean(axis=(1, 2, 3)))]:
+    np.testing.assert_allclose(objective.per_sample_loss(
+        predictions=x, targets=y, kind=kind), expected, rtol=1e-5)
+  ssim = np.asarray(metrics_lib.ssim(np.clip(x, 0, 1), y))
+  np.testing.assert_allclose(objective.per_sample_loss(
+      predictions=x, targets=y, kind='mse_ssim', ssim_weight=0.5),
+                             mse + 0.5 * (1 - ssim), rtol=1e-5)
+  np.testing.assert_allclose(objective.isp_loss(
+      predictions=x, targets=y, kind='mse'), mse.mean(), rtol=1e-5)
+  np.testing.assert_allclose(
+      objective.isp_loss(predictions=x, targets=y, kind='l1_multiscale',
+                         scales=(16,)),
+      objective.multiscale_l1_loss(predictions=x, targets=y, scales=(16,)))
+  with pytest.raises(ValueError, match='kind must be one of'):
+    objective.per_sample_loss(predictions=x, targets=y, kind='l2')
+  with pytest.raises(ValueError, match='kind must be one of'):
+    objective.isp_loss(predictions=x, targets=y, kind='l1')
 
 
 # --- memory and pseudo-RAW ----------------------------------------------------
@@ -121,8 +151,8 @@ def luts():
     ('global', 'isp_unit'), ('local', 'function_unit')])
 def test_pseudo_raw_inverts_back_through_f_isp(luts, variant_name, sampling):
   """f_ISP(f_ISP^-1(s; P); P) = s for memorised sets P (noise off)."""
-  model = semiisp.pqdynamic_net.PQDynamicNet(variant=variant_name, grid=2)
-  shape = (16, *semiisp._z_shape(model))  # pylint: disable=protected-access
+  model = pqdynamic_net.PQDynamicNet(variant=variant_name, grid=2)
+  shape = (16, *semiisp.z_shape(model))
   rng = np.random.default_rng(3)
   memory = {'count': jnp.asarray(16, jnp.int32),
             variant_name: jnp.asarray(rng.normal(0, 0.4, shape), jnp.float32)}
@@ -171,7 +201,7 @@ def test_deterministic_generator_is_one_to_one(luts):
   raw_b, _ = generate(jax.random.PRNGKey(1))
   np.testing.assert_array_equal(raw_a, raw_b)
   np.testing.assert_array_equal(target, srgb)
-  model = semiisp.pqdynamic_net.PQDynamicNet(variant='global')
+  model = pqdynamic_net.PQDynamicNet(variant='global')
   mean = jnp.broadcast_to(memory['global'][:3].mean(0), (2, 36))
   np.testing.assert_allclose(
       raw_a, semiisp.pseudo_raw(model, srgb, mean, luts, newton_steps=2),
@@ -233,9 +263,9 @@ def roots(tmp_path_factory):
   rng = np.random.default_rng(5)
   image = lambda n: rng.uniform(0.05, 0.95, (n, 16, 16, 3))  # noqa: E731
   root = tmp_path_factory.mktemp('semiisp') / 'data'
-  semiisp.prepare_arrays(root, labelled_raw=image(6) ** 2,
-                         labelled_srgb=image(6), unlabelled_srgb=image(8),
-                         test_raw=image(2) ** 2, test_srgb=image(2))
+  arrays.prepare_arrays(root, labelled_raw=image(6) ** 2,
+                        labelled_srgb=image(6), unlabelled_srgb=image(8),
+                        test_raw=image(2) ** 2, test_srgb=image(2))
   return root
 
 
@@ -293,7 +323,7 @@ def test_isp_phase_step_memorises(isp_step):
   assert int(after['memory']['count']) == 4
   raw = np.asarray(batch['raw']).reshape(-1, *batch['raw'].shape[2:])
   for variant in ('global', 'local'):
-    model = semiisp.pqdynamic_net.PQDynamicNet(
+    model = pqdynamic_net.PQDynamicNet(
         variant=variant, **dict(config.isp_model))
     z = model.apply({'params': before['params'][variant]}, raw,
                     method='predict')
@@ -373,6 +403,12 @@ def test_fine_tuning_starts_from_phase_2(roots, upi_semi_step, tmp_path):
   results = semiisp.evaluate(fine, after, workdir=tmp_path / 'eval')
   assert np.isfinite(results['psnr'])
   assert (tmp_path / 'eval' / 'results.md').is_file()
+  written = json.loads((tmp_path / 'eval' / 'results.json').read_text())
+  assert written['psnr'] == results['psnr'] and written['num_test'] == 2
+  assert len(written['per_image']['ssim']) == 2
+  # A titled grid: a band of column titles above two rows of 16 x 16 tiles.
+  grid = rawio.read_image(tmp_path / 'eval' / 'grid.png')
+  assert grid.shape[0] > 2 * 16 + 3 * 2 and grid.shape[1] > 3 * 16 + 4 * 2
 
 
 def test_config_rows():
@@ -413,3 +449,24 @@ def test_config_errors(roots):
     with config.unlocked():
       config.pseudo.isp_workdir = str(roots)
     semiisp.init(config, jax.random.PRNGKey(0))
+
+
+def test_dataset_root_names_the_preparations(tmp_path):
+  config = _load_config('semiisp_fivek', 'quick,isp')
+  with config.unlocked():
+    config.data.root = str(tmp_path)
+  with pytest.raises(FileNotFoundError,
+                     match=r'rawjax\.data\.datasets\.fivek\.prepare_fivek'):
+    semiisp.dataset_root(config)
+
+
+def test_registered_and_self_contained():
+  method = get_method('semiisp')
+  assert method.steps is semiisp.make_steps and method.init is semiisp.init
+  # One package per paper: no import of another method package.
+  package = pathlib.Path(semiisp.__file__).parent
+  for path in package.glob('*.py'):
+    for line in path.read_text().splitlines():
+      if 'rawjax.methods' in line and 'import' in line:
+        assert 'rawjax.methods.semiisp' in line or line.strip().startswith(
+            'from rawjax.methods import semiisp'), (path, line)

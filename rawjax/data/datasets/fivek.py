@@ -32,22 +32,27 @@ Reference grid: the Bayer-cell grid ('raw' scale 1, 'target' scale 2).
 When the rendering and the cropped raw differ by a few pixels
 (`align='crop'`, at most `max_mismatch` pixels a side) both are centre-
 cropped to the common size; `align='strict'` raises instead. The SemiISP
-paper works at 480p; resize offline, or cut patches with the pipeline.
+paper works at 480p: `prepare_fivek` converts FiveK once into resized
+prepared arrays (`rawjax.data.datasets.arrays`), or cut patches with the
+pipeline.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 
 from rawjax import io as rawio
 from rawjax.data import pipeline
-from rawjax.data.datasets import _layout
+from rawjax.data.datasets import _layout, arrays
 from rawjax.data.pipeline import Field
-from rawjax.isp import cfa, levels
+from rawjax.isp import cfa, color, levels
 
-__all__ = ['FiveKDataset', 'ORIENTATION_OPS']
+__all__ = ['FiveKDataset', 'ORIENTATION_OPS', 'prepare_fivek']
 
 # EXIF orientation -> ops turning the stored image upright (see
 # `rawjax.data.pipeline.dihedral_element`).
@@ -154,10 +159,15 @@ class FiveKDataset(_layout.FileDataset):
         vflip=flags[1], hflip=flags[2])
     return upright['raw']
 
+  def read_target(self, key: str) -> np.ndarray:
+    """The expert rendering of `key` as stored, (H, W, 3) in [0, 1]."""
+    return self._read(self._targets[key], 'expert rendering',
+                      rawio.read_image)
+
   def load(self, key: str) -> dict[str, np.ndarray]:
     packed = self.read_raw(key)
     path = self._targets[key]
-    target = self._read(path, 'expert rendering', rawio.read_image)
+    target = self.read_target(key)
     if target.ndim != 3:
       raise self._layout_error('expert rendering', path,
                                f'expected RGB, got shape {target.shape}')
@@ -178,3 +188,69 @@ class FiveKDataset(_layout.FileDataset):
       target = target[top:top + 2 * ch, left:left + 2 * cw]
     return {'raw': packed, 'target': target}
 
+
+
+def prepare_fivek(root: str | os.PathLike[str], out: str | os.PathLike[str],
+                  *, task: str = 'general', num_labelled: int = 100,
+                  num_unlabelled: int = 4400, size: Sequence[int] = (480, 640),
+                  expert: str = 'c', input_dir: str = '',
+                  progress: bool = True) -> pathlib.Path:
+  """FiveK as prepared arrays for SemiISP's ISP tasks, written once.
+
+  Labelled: the first `num_labelled` training pairs (sorted names; which
+  100 / 500 the paper drew is not published); unlabelled: the expert
+  renderings of the next `num_unlabelled` training images (their raws are
+  not used); test: the 500 test pairs. Every image is resized to `size`
+  (480 x 640, the paper's resolution; portrait images are turned to
+  landscape first); the renderings are pooled 2 x 2 to the Bayer-cell grid
+  first.
+  task 'general' (RAW -> sRGB): input = packed raw, greens averaged.
+  task 'tone' (tone mapping): input = the 16-bit linear renderings in
+  `input_dir` (relative to root, paired by name, e.g. the 480p linear
+  ProPhoto inputs distributed with 3D-LUT methods).
+
+  Returns:
+    `out`, in the layout of `rawjax.data.datasets.arrays`.
+  """
+  if task not in ('general', 'tone'):
+    raise ValueError(f"prepare_fivek: task must be 'general' or 'tone', got "
+                     f'{task!r}.')
+  if task == 'tone' and not input_dir:
+    raise ValueError("prepare_fivek: task 'tone' needs input_dir, the folder "
+                     '(under root) of the linear input renderings.')
+  out = pathlib.Path(out).expanduser()
+  if (out / 'dataset.json').is_file():
+    return out
+  train = FiveKDataset(root, split='train', expert=expert)
+  test = FiveKDataset(root, split='test', expert=expert)
+  iterate = arrays.progress_iterator(progress)
+  resize = functools.partial(arrays.resize_landscape, size=size)
+
+  def pairs(dataset, keys):
+    raws, srgbs = [], []
+    for key in iterate(keys):
+      sample = dataset.load(key)
+      srgbs.append(resize(arrays.pool2x2(sample['target'])))
+      if task == 'general':
+        raw = np.asarray(color.packed_to_rgb(sample['raw']))
+      else:
+        path = pathlib.Path(dataset.root) / input_dir / f'{key}.tif'
+        if not path.is_file():
+          raise FileNotFoundError(f'prepare_fivek: no linear input {path} '
+                                  f'for {key}.')
+        raw = rawio.read_image(path)
+      raws.append(resize(raw))
+    return np.stack(raws), np.stack(srgbs)
+
+  labelled_keys = train.keys[:num_labelled]
+  unlabelled_keys = train.keys[num_labelled:num_labelled + num_unlabelled]
+  labelled = pairs(train, labelled_keys)
+  # Only the renderings of the unlabelled images: their raws are not read.
+  unlabelled = np.stack([resize(arrays.pool2x2(train.read_target(k)))
+                         for k in iterate(unlabelled_keys)])
+  tests = pairs(test, test.keys)
+  return arrays.prepare_arrays(
+      out, labelled_raw=labelled[0], labelled_srgb=labelled[1],
+      unlabelled_srgb=unlabelled, test_raw=tests[0], test_srgb=tests[1],
+      info={'source': 'FiveK', 'task': task, 'expert': expert,
+            'size': list(size)})

@@ -18,21 +18,25 @@ A low image pairs with the normal-light image of the same name once a
 leading 'low' / 'normal' / 'high' is dropped (so low00001 <-> normal00001).
 
 Each sample: 'low' and 'high' (H, W, 3) float32 sRGB in [0, 1] (8-bit PNG
-/ 255). Reference grid: the image grid (scale 1).
+/ 255). Reference grid: the image grid (scale 1). `prepare_lol` converts
+a set once into resized prepared arrays (`rawjax.data.datasets.arrays`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import pathlib
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
 from rawjax import io as rawio
-from rawjax.data.datasets import _layout
+from rawjax.data.datasets import _layout, arrays
 from rawjax.data.pipeline import Field
 
-__all__ = ['LOLDataset']
+__all__ = ['LOLDataset', 'prepare_lol']
 
 _FOLDERS = {
     ('v1', 'train'): ('our485/low', 'our485/high'),
@@ -125,3 +129,50 @@ def _partner_name(path, side: str) -> str:
       new = new.capitalize()
     stem = new + stem[len(prefix):]
   return stem + path.suffix
+
+
+def prepare_lol(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                version: str = 'v1', num_labelled: int = 0,
+                unlabelled_dirs: Sequence[str] = (),
+                size: Sequence[int] = (400, 600),
+                progress: bool = True) -> pathlib.Path:
+  """LoL as prepared arrays for SemiIE (SemiISP's enhancement task), once.
+
+  Labelled: the first `num_labelled` training pairs (0 = all; 'raw' = the
+  low-light image, 'srgb' = its normal-light one); unlabelled: the
+  normal-light images of the remaining training pairs plus every PNG under
+  `unlabelled_dirs` (e.g. another LoL version's normal-light folder); test:
+  the test pairs. Images are resized to `size` (H, W; portrait images
+  turned to landscape first).
+
+  Returns:
+    `out`, in the layout of `rawjax.data.datasets.arrays`.
+  """
+  out = pathlib.Path(out).expanduser()
+  if (out / 'dataset.json').is_file():
+    return out
+  train = LOLDataset(root, version=version, split='train')
+  test = LOLDataset(root, version=version, split='test')
+  iterate = arrays.progress_iterator(progress)
+  resize = functools.partial(arrays.resize_landscape, size=size)
+  count = num_labelled or len(train)
+
+  def pairs(dataset, keys):
+    samples = [dataset.load(k) for k in iterate(keys)]
+    return (np.stack([resize(s['low']) for s in samples]),
+            np.stack([resize(s['high']) for s in samples]))
+
+  labelled = pairs(train, train.keys[:count])
+  extra = [train.load(k)['high'] for k in train.keys[count:]]
+  for folder in unlabelled_dirs:
+    extra += [rawio.read_image(p) for p in
+              sorted(pathlib.Path(folder).expanduser().rglob('*.png'))]
+  if not extra:
+    raise ValueError('prepare_lol: no unlabelled images (every training '
+                     'pair is labelled and unlabelled_dirs is empty).')
+  unlabelled = np.stack([resize(x) for x in extra])
+  tests = pairs(test, test.keys)
+  return arrays.prepare_arrays(
+      out, labelled_raw=labelled[0], labelled_srgb=labelled[1],
+      unlabelled_srgb=unlabelled, test_raw=tests[0], test_srgb=tests[1],
+      info={'source': 'LOL', 'version': version, 'size': list(size)})

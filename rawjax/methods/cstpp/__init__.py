@@ -8,7 +8,7 @@ Xie et al., "Generalizing ISP Model by Unsupervised Raw-to-raw Mapping"
     head per direction, the official code; 'paper' = only BatchNorm);
   * two discriminators D_A, D_B (`config.model.discriminator`: 'official'
     one score per image, or 'patchgan' CycleGAN's 70 x 70 PatchGAN);
-  * generator loss (eqs. 8-11), LSGAN:
+  * generator loss (eqs. 8-11: cycle, identity, LSGAN, total), LSGAN:
       L_G = 10 (|G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1)
           +  5 (|G_BA(a) - a|_1 + |G_AB(b) - b|_1)
           + (D_B(G_AB(a)) - 1)^2 + (D_A(G_BA(b)) - 1)^2

@@ -4,13 +4,13 @@ Keyword-only pure functions of the generators' and discriminators' outputs,
 as the official trainer computes them (spec section 1.4; L1 = mean over all
 elements, LSGAN squares = mean over the scores):
 
-  * `identity_loss`: |G_BA(a) - a|_1 + |G_AB(b) - b|_1;
-  * `cycle_loss`: |G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1;
+  * `cycle_loss`, eq. 8: |G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1;
+  * `identity_loss`, eq. 9: |G_BA(a) - a|_1 + |G_AB(b) - b|_1;
   * `adversarial_loss`, eq. 10 for both discriminators:
     (D_B(G_AB(a)) - 1)^2 + (D_A(G_BA(b)) - 1)^2
     (`rawjax.losses.lsgan_generator_loss`);
-  * `generator_loss`, eqs. 8-11 together:
-    L_G = 10 L_cycle + 5 L_identity + L_adv (weights `config.loss`);
+  * `generator_loss`, eq. 11:
+    L_G = 10 L_cycle + 5 L_identity + L_adv (alpha, beta = `config.loss`);
   * `discriminator_loss`, eq. 12 x 0.5 per discriminator:
     0.5 (mean (D(real) - 1)^2 + mean D(fake)^2)
     (`rawjax.losses.lsgan_discriminator_loss`).
@@ -39,8 +39,8 @@ def l1(x: ArrayLike, y: ArrayLike) -> jax.Array:
 
 def identity_loss(*, same_a: ArrayLike, real_a: ArrayLike,
                   same_b: ArrayLike, real_b: ArrayLike) -> jax.Array:
-  """|G_BA(a) - a|_1 + |G_AB(b) - b|_1: each generator leaves its target
-  camera's images as they are.
+  """Eq. 9: |G_BA(a) - a|_1 + |G_AB(b) - b|_1: each generator leaves its
+  target camera's images as they are.
 
   Args:
     same_a: (N, p, p, C) G_BA(real_a); same_b: G_AB(real_b).
@@ -51,7 +51,8 @@ def identity_loss(*, same_a: ArrayLike, real_a: ArrayLike,
 
 def cycle_loss(*, rec_a: ArrayLike, real_a: ArrayLike, rec_b: ArrayLike,
                real_b: ArrayLike) -> jax.Array:
-  """|G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1 (cycle consistency).
+  """Eq. 8: |G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1 (cycle
+  consistency).
 
   Args:
     rec_a: (N, p, p, C) G_BA(G_AB(real_a)); rec_b: G_AB(G_BA(real_b)).
@@ -75,7 +76,7 @@ def adversarial_loss(*, fake_a_scores: ArrayLike,
 
 def generator_loss(terms: Mapping[str, ArrayLike], *,
                    weights: Mapping[str, float]) -> jax.Array:
-  """Eqs. 8-11: L_G = w_cycle L_cycle + w_identity L_identity + w_gan L_adv.
+  """Eq. 11: L_G = w_cycle L_cycle + w_identity L_identity + w_gan L_adv.
 
   Args:
     terms: {'cycle', 'identity', 'gan'} float32 scalars.

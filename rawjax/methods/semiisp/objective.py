@@ -1,6 +1,10 @@
-"""The SemiISP objective (Yoshimura et al.): eq. 14 and the online filtering, eqs. 10-13.
+"""The SemiISP objective (Yoshimura et al.): eqs. 10-13 (OPF) and eq. 14.
 
-Keyword-only pure loss functions, one per equation of the paper.
+Keyword-only pure loss functions, one per equation of the paper, and the
+losses they are applied to: f_ISP's phase-1 loss (`isp_loss`: MSE, or eq.
+14 in the denoising case, Table 5) and the target model's per-sample loss
+(`per_sample_loss`: MSE, MSE + SSIM when denoising, or L1; Table 6), whose
+real and pseudo halves eqs. 10-13 combine.
 """
 
 from __future__ import annotations
@@ -11,8 +15,15 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from rawjax import metrics
 
-__all__ = ['multiscale_l1_loss', 'online_pseudo_filtering_loss']
+__all__ = [
+    'ISP_LOSSES', 'TARGET_LOSSES', 'isp_loss', 'multiscale_l1_loss',
+    'online_pseudo_filtering_loss', 'per_sample_loss',
+]
+
+ISP_LOSSES = ('mse', 'l1_multiscale')
+TARGET_LOSSES = ('mse', 'mse_ssim', 'l1')
 
 
 def _average_pool(x: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -118,3 +129,56 @@ def online_pseudo_filtering_loss(
   pseudo_mean = psum(jax.lax.stop_gradient(kept_sum)) / jnp.maximum(kept, 1.0)
   return total, dict(real_loss=real_mean, pseudo_loss=pseudo_mean, kept=kept,
                      mask=mask)
+
+
+def isp_loss(*, predictions: ArrayLike, targets: ArrayLike, kind: str,
+             scales: Sequence[int] = (16, 32, 64)) -> jax.Array:
+  """f_ISP's phase-1 loss (Table 5): 'mse', or eq. 14 ('l1_multiscale').
+
+  Args:
+    predictions, targets: (N, H, W, 3) renderings and their targets.
+    kind: one of `ISP_LOSSES` (`config.isp.loss`).
+    scales: eq. 14's pooling sizes (`config.isp.loss_scales`).
+
+  Returns:
+    float32 scalar, the batch mean.
+  """
+  if kind not in ISP_LOSSES:
+    raise ValueError(f'isp_loss: kind must be one of {ISP_LOSSES}, got '
+                     f'{kind!r}.')
+  if kind == 'l1_multiscale':
+    return multiscale_l1_loss(predictions=predictions, targets=targets,
+                              scales=scales)
+  return jnp.mean(jnp.square(predictions - targets))
+
+
+def per_sample_loss(*, predictions: ArrayLike, targets: ArrayLike, kind: str,
+                    ssim_weight: float = 1.0) -> jax.Array:
+  """The target model's loss L per image (Table 6), the input of eqs. 10-13.
+
+    'mse':      mean (X - Y)^2
+    'mse_ssim': mean (X - Y)^2 + ssim_weight (1 - SSIM(clip(X, 0, 1), Y))
+                (the denoising rows)
+    'l1':       mean |X - Y|
+
+  Args:
+    predictions, targets: (N, H, W, 3) outputs in [0, 1] (outputs
+      unclipped) and targets.
+    kind: one of `TARGET_LOSSES` (`config.semi.loss`,
+      `config.supervised.loss`).
+    ssim_weight: the SSIM term's weight.
+
+  Returns:
+    (N,) float32.
+  """
+  if kind not in TARGET_LOSSES:
+    raise ValueError(f'per_sample_loss: kind must be one of {TARGET_LOSSES}, '
+                     f'got {kind!r}.')
+  error = predictions - targets
+  if kind == 'l1':
+    return jnp.mean(jnp.abs(error), axis=(1, 2, 3))
+  loss = jnp.mean(jnp.square(error), axis=(1, 2, 3))
+  if kind == 'mse_ssim':
+    loss = loss + ssim_weight * (1.0 - metrics.ssim(
+        jnp.clip(predictions, 0.0, 1.0), targets))
+  return loss
