@@ -94,3 +94,6 @@ register_model('lpips')(LPIPS)
 
 from rawjax.models.nafnet import NAFNet  # noqa: E402
 register_model('nafnet')(NAFNet)
+
+from rawjax.models.resnet_generator import ResnetGenerator  # noqa: E402
+register_model('resnet_generator')(ResnetGenerator)
