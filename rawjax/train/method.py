@@ -74,6 +74,22 @@ def register_method(name: str):
   return wrap
 
 
+def register(name: str, *, init: Callable[..., dict[str, Any]],
+             steps: Sequence[StepFn] | Callable[[Any], Sequence[StepFn]],
+             make_data: Callable[..., Iterable[Any]],
+             evaluate: Callable[..., dict[str, float]],
+             sample_images: Callable[..., dict[str, Any]] | None = None
+             ) -> Method:
+  """Registers the method `name` made of these functions; returns it.
+
+  The one-call registration of a method package's `__init__.py`.
+  """
+  method = Method(name=name, init=init, steps=steps, make_data=make_data,
+                  evaluate=evaluate, sample_images=sample_images)
+  register_method(name)(lambda: method)
+  return method
+
+
 def get_method(name: str) -> Method:
   """The registered method `name` (config.method), or a clear error.
 

@@ -33,7 +33,7 @@ generators). The modules, one concept each:
   * `data`: the unpaired training stream (the simulated dataset is
     `rawjax.data.simulated.raw2raw`);
   * `inference`: eval-mode translation, the channel view;
-  * `evaluate`: Tables 1, 2 (and 4's re-scoring at other M) through
+  * `evaluation`: Tables 1, 2 (and 4's re-scoring at other M) through
     `rawjax.eval.raw2raw`;
   * `adapt`: the 'cstpp_adapt' method.
 
@@ -46,7 +46,7 @@ from rawjax.methods.cstpp import adapt
 from rawjax.methods.cstpp.clipping import clip_generator_grads
 from rawjax.methods.cstpp.config import discriminator_model, generator_model
 from rawjax.methods.cstpp.data import TrainData, make_data
-from rawjax.methods.cstpp.evaluate import (
+from rawjax.methods.cstpp.evaluation import (
     evaluate, evaluate_directions, load_test_pairs, viewed)
 from rawjax.methods.cstpp.inference import (
     direction_variables, model_view, sample_images, translate)
@@ -64,10 +64,9 @@ __all__ = [
 ]
 
 
-method_lib.register_method('cycle_gan')(lambda: method_lib.Method(
-    name='cycle_gan', init=init, steps=make_steps, make_data=make_data,
-    evaluate=evaluate, sample_images=sample_images))
+method_lib.register('cycle_gan', init=init, steps=make_steps,
+                    make_data=make_data, evaluate=evaluate,
+                    sample_images=sample_images)
 # Section 4.3's cross-camera ISP: no sample images (its grids are in eval/).
-method_lib.register_method('cstpp_adapt')(lambda: method_lib.Method(
-    name='cstpp_adapt', init=adapt.init, steps=adapt.make_steps,
-    make_data=adapt.make_data, evaluate=adapt.evaluate))
+method_lib.register('cstpp_adapt', init=adapt.init, steps=adapt.make_steps,
+                    make_data=adapt.make_data, evaluate=adapt.evaluate)

@@ -34,6 +34,6 @@ __all__ = [
 ]
 
 
-method_lib.register_method('kpn_isp')(lambda: method_lib.Method(
-    name='kpn_isp', init=init, steps=make_steps, make_data=make_data,
-    evaluate=evaluate, sample_images=sample_images))
+method_lib.register('kpn_isp', init=init, steps=make_steps,
+                    make_data=make_data, evaluate=evaluate,
+                    sample_images=sample_images)

@@ -45,6 +45,6 @@ __all__ = [
 ]
 
 
-method_lib.register_method('liteisp')(lambda: method_lib.Method(
-    name='liteisp', init=init, steps=make_steps, make_data=make_data,
-    evaluate=evaluate, sample_images=sample_images))
+method_lib.register('liteisp', init=init, steps=make_steps,
+                    make_data=make_data, evaluate=evaluate,
+                    sample_images=sample_images)

@@ -18,7 +18,7 @@ Table 1). Registers the training method 'raw2raw_semi'
     anchor pairs; the simulated dataset is `rawjax.data.simulated.raw2raw`);
   * `steps`: the train state and the per-device step;
   * `inference`: the decoder swap D_B(E_A(x)) with Deep-WB's post-fit;
-  * `evaluate`: Tables 1 and 2 beside the calibration baselines
+  * `evaluation`: Tables 1 and 2 beside the calibration baselines
     (`rawjax.eval.raw2raw`).
 
 The choices where the paper is silent are in docs/raw2raw_semi.md.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from rawjax.methods.raw2raw_semi.config import model, optimizer
 from rawjax.methods.raw2raw_semi.data import TrainData, make_data
-from rawjax.methods.raw2raw_semi.evaluate import evaluate
+from rawjax.methods.raw2raw_semi.evaluation import evaluate
 from rawjax.methods.raw2raw_semi.inference import (
     apply_postfit, network_size, resize, sample_images, swap, translate)
 from rawjax.methods.raw2raw_semi.steps import init, make_steps
@@ -41,6 +41,6 @@ __all__ = [
 ]
 
 
-method_lib.register_method('raw2raw_semi')(lambda: method_lib.Method(
-    name='raw2raw_semi', init=init, steps=make_steps, make_data=make_data,
-    evaluate=evaluate, sample_images=sample_images))
+method_lib.register('raw2raw_semi', init=init, steps=make_steps,
+                    make_data=make_data, evaluate=evaluate,
+                    sample_images=sample_images)

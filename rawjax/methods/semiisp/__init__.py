@@ -80,7 +80,6 @@ __all__ = [
     'sample_sets', 'target_model', 'z_shape',
 ]
 
-METHOD = method_lib.Method(
-    name='semiisp', init=init, steps=make_steps, make_data=make_data,
-    evaluate=evaluate, sample_images=sample_images)
-method_lib.register_method('semiisp')(lambda: METHOD)
+METHOD = method_lib.register('semiisp', init=init, steps=make_steps,
+                             make_data=make_data, evaluate=evaluate,
+                             sample_images=sample_images)
