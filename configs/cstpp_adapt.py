@@ -23,7 +23,8 @@ import pathlib
 
 import ml_collections
 
-from rawjax.train.config import load_config_module
+from rawjax.train.config import (
+    load_config_module, set_run_length, unknown_variant)
 
 _CSTPP = pathlib.Path(__file__).resolve().with_name('raw2raw_cstpp.py')
 
@@ -45,14 +46,13 @@ def adapt_config(config: ml_collections.ConfigDict
   ))
 
   # 300 ISP steps, evaluated once at the end; no training image samples.
-  config.train.update(num_steps=300, eval_every_steps=0)
-  config.checkpoint.every_steps = 100
-  config.logging.update(log_every_steps=50, images_every_steps=0)
+  set_run_length(config, num_steps=300, eval_every=0, checkpoint_every=100,
+                 log_every=50, images_every=0)
   return config
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   if variant not in ('', 'quick'):
-    raise ValueError(f"unknown variant {variant!r} of configs/cstpp_adapt.py;"
-                     " use '' (paper-sized CSTPP) or 'quick'.")
+    raise unknown_variant(variant, 'configs/cstpp_adapt.py',
+                          choices="'' (paper-sized CSTPP) or 'quick'")
   return adapt_config(load_config_module(_CSTPP).get_config(variant))

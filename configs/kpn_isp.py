@@ -28,7 +28,7 @@ The method: `rawjax.methods.kpn` (docs/kpn.md).
 
 import ml_collections
 
-from rawjax.train.config import base_config
+from rawjax.train.config import base_config, set_run_length, unknown_variant
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -80,11 +80,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       error_gain=5.0,
   ))
 
-  config.train.num_steps = 200_000
-  config.train.eval_every_steps = 20_000
-  config.checkpoint.every_steps = 5_000
-  config.logging.log_every_steps = 100
-  config.logging.images_every_steps = 5_000
+  set_run_length(config, num_steps=200_000, eval_every=20_000,
+                 checkpoint_every=5_000, log_every=100, images_every=5_000)
 
   if variant == 'quick':
     # 240 scenes of 256 x 256 (about 30 s to simulate; ~100 training and
@@ -104,12 +101,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.data.white_balance = True
     config.optim.learning_rate = 2e-3
     config.optim.warmup_steps = 50
-    config.train.num_steps = 600
-    config.train.eval_every_steps = 0
-    config.checkpoint.every_steps = 200
-    config.logging.log_every_steps = 20
-    config.logging.images_every_steps = 200
+    set_run_length(config, num_steps=600, eval_every=0,
+                   checkpoint_every=200, log_every=20, images_every=200)
   elif variant:
-    raise ValueError(f"unknown variant {variant!r} of configs/kpn_isp.py; "
-                     "use '' (paper-ish settings) or 'quick'.")
+    raise unknown_variant(variant, 'configs/kpn_isp.py',
+                          choices="'' (paper-ish settings) or 'quick'")
   return config

@@ -30,7 +30,7 @@ The method: `rawjax.methods.liteisp` (docs/liteisp.md).
 
 import ml_collections
 
-from rawjax.train.config import base_config
+from rawjax.train.config import base_config, set_run_length, unknown_variant
 
 _ZRR_TRAIN_PAIRS = 46_839
 
@@ -100,11 +100,11 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.inference = ml_collections.ConfigDict(dict(
       tile=256, overlap=32, batch_tiles=1))
 
-  config.train.num_steps = config.optim.epochs * config.data.steps_per_epoch
-  config.train.eval_every_steps = config.data.steps_per_epoch
-  config.checkpoint.every_steps = config.data.steps_per_epoch
-  config.logging.log_every_steps = 50
-  config.logging.images_every_steps = 1000
+  set_run_length(config,
+                 num_steps=config.optim.epochs * config.data.steps_per_epoch,
+                 eval_every=config.data.steps_per_epoch,
+                 checkpoint_every=config.data.steps_per_epoch, log_every=50,
+                 images_every=1000)
 
   if variant == 'quick':
     config.model.channels = (16, 32, 32)
@@ -128,13 +128,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.optim.learning_rate = 5e-4
     config.optim.epochs = 24
     config.optim.decay_epochs = 15
-    config.train.num_steps = 24 * 32
     config.eval.crop_border = 4       # > max_shift: the never-masked interior
-    config.train.eval_every_steps = 0
-    config.checkpoint.every_steps = 128
-    config.logging.log_every_steps = 16
-    config.logging.images_every_steps = 0
+    set_run_length(config, num_steps=24 * 32, eval_every=0,
+                   checkpoint_every=128, log_every=16, images_every=0)
   elif variant:
-    raise ValueError(f"unknown variant {variant!r} of configs/liteisp_zrr.py; "
-                     "use '' (paper settings) or 'quick'.")
+    raise unknown_variant(variant, 'configs/liteisp_zrr.py')
   return config

@@ -32,7 +32,7 @@ experiment of section 4.3 is configs/cstpp_adapt.py.
 
 import ml_collections
 
-from rawjax.train.config import base_config
+from rawjax.train.config import base_config, set_run_length, unknown_variant
 
 # Afifi's unpaired set: 196 images per camera, batch 4 (drop_last).
 _PAPER_EPOCHS = 50  # the paper; the official main.py defaults to 40
@@ -85,10 +85,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict(dict(
       split='test', max_test_images=0, num_grid_images=4, error_gain=10.0))
 
-  config.train.num_steps = _PAPER_EPOCHS * _PAPER_STEPS_PER_EPOCH
-  config.checkpoint.every_steps = 500
-  config.logging.log_every_steps = 50
-  config.logging.images_every_steps = 500
+  set_run_length(config, num_steps=_PAPER_EPOCHS * _PAPER_STEPS_PER_EPOCH,
+                 checkpoint_every=500, log_every=50, images_every=500)
 
   if variant == 'quick':
     config.data.synthetic.update(preset='multi_illum', num_scenes=120,
@@ -99,11 +97,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
                         discriminator_features=16)
     config.optim.generator_lr = 2e-4
     config.optim.discriminator_lr = 4e-4
-    config.train.num_steps = 500
-    config.checkpoint.every_steps = 250
-    config.logging.log_every_steps = 25
-    config.logging.images_every_steps = 250
+    set_run_length(config, num_steps=500, checkpoint_every=250,
+                   log_every=25, images_every=250)
   elif variant:
-    raise ValueError(f"unknown variant {variant!r} of configs/raw2raw_cstpp.py;"
-                     " use '' (paper settings) or 'quick'.")
+    raise unknown_variant(variant, 'configs/raw2raw_cstpp.py')
   return config

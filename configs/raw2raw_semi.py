@@ -19,7 +19,7 @@ The method: `rawjax.methods.raw2raw_semi` (docs/raw2raw_semi.md).
 
 import ml_collections
 
-from rawjax.train.config import base_config
+from rawjax.train.config import base_config, set_run_length, unknown_variant
 
 # Afifi's dataset: 196 unpaired images per camera and 22 anchor pairs; one
 # epoch passes over all 414 training images at 16 per step.
@@ -93,11 +93,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       max_test_images=0,        # 0 = all
   ))
 
-  config.train.num_steps = _PAPER_EPOCHS * _PAPER_STEPS_PER_EPOCH
-  config.train.eval_every_steps = 0
-  config.checkpoint.every_steps = 500
-  config.logging.log_every_steps = 50
-  config.logging.images_every_steps = 500
+  set_run_length(config, num_steps=_PAPER_EPOCHS * _PAPER_STEPS_PER_EPOCH,
+                 eval_every=0, checkpoint_every=500, log_every=50,
+                 images_every=500)
 
   if variant == 'quick':
     # ~200 small scenes (about a minute to simulate), a narrower U-Net on
@@ -113,11 +111,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     # in DeltaE 2000; 3000 pass it in every column, both directions.
     config.optim.schedule = 'cosine'
     config.optim.warmup_steps = 50
-    config.train.num_steps = 3000
-    config.checkpoint.every_steps = 500
-    config.logging.log_every_steps = 20
-    config.logging.images_every_steps = 200
+    set_run_length(config, num_steps=3000, checkpoint_every=500,
+                   log_every=20, images_every=200)
   elif variant:
-    raise ValueError(f"unknown variant {variant!r} of configs/raw2raw_semi.py; "
-                     "use '' (paper settings) or 'quick'.")
+    raise unknown_variant(variant, 'configs/raw2raw_semi.py')
   return config

@@ -21,21 +21,19 @@ Variant tokens (comma-separated): a phase ('isp', 'semi', 'supervised',
 `data.root` (`rawjax.data.datasets.lol.prepare_lol`).
 """
 
-import importlib.util
 import pathlib
 
 import ml_collections
+
+from rawjax.train.config import load_config_module
 
 _PHASES = ('isp', 'semi', 'supervised')
 
 
 def _fivek_config_module():
   """configs/semiisp_fivek.py, loaded by path (configs is not a package)."""
-  path = pathlib.Path(__file__).with_name('semiisp_fivek.py')
-  spec = importlib.util.spec_from_file_location('_semiisp_fivek', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_config_module(pathlib.Path(__file__).with_name(
+      'semiisp_fivek.py'))
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -57,9 +55,5 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.isp.loss = 'mse'
   if 'deterministic' in tokens:
     config.pseudo.generator = 'deterministic'
-  config.phase = next(iter(tokens & set(_PHASES)), 'isp')
-  config.train.num_steps = config[config.phase].num_steps
-  if 'finetune' in tokens:
-    config.phase = 'supervised'
-    config.train.num_steps = config.supervised.finetune_steps
+  fivek.select_phase(config, tokens)
   return config

@@ -229,9 +229,15 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   for generator in ('upi', 'deterministic'):
     if generator in tokens:
       config.pseudo.generator = generator
+  select_phase(config, tokens)
+  return config
+
+
+def select_phase(config, tokens: set[str]) -> None:
+  """config.phase from the variant's tokens ('isp' by default; 'finetune'
+  is the supervised phase's fine-tuning), and its train.num_steps."""
   config.phase = next(iter(tokens & set(_PHASES)), 'isp')
   config.train.num_steps = config[config.phase].num_steps
   if 'finetune' in tokens:
     config.phase = 'supervised'
     config.train.num_steps = config.supervised.finetune_steps
-  return config

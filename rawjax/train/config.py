@@ -35,7 +35,8 @@ from typing import Any
 import ml_collections
 
 __all__ = ['BASE_SECTIONS', 'PARALLEL_MODES', 'base_config', 'check_choice',
-           'load_config_module', 'validate_config']
+           'load_config_module', 'set_run_length', 'unknown_variant',
+           'validate_config']
 
 PARALLEL_MODES = ('pmap', 'shard_map')
 
@@ -116,6 +117,30 @@ def base_config() -> ml_collections.ConfigDict:
         {key: default for key, (default, _) in keys.items()})
     config[section].lock()
   return config
+
+
+def set_run_length(config: ml_collections.ConfigDict, *, num_steps: int,
+                   checkpoint_every: int, log_every: int, images_every: int,
+                   eval_every: int | None = None) -> None:
+  """Sets how long a config variant trains and how often the loop reports.
+
+  `train.num_steps`, `checkpoint.every_steps`, `logging.log_every_steps`,
+  `logging.images_every_steps` (0 = no sample grids) and, when given,
+  `train.eval_every_steps` (0 = evaluate at the end only).
+  """
+  config.train.num_steps = num_steps
+  config.checkpoint.every_steps = checkpoint_every
+  config.logging.log_every_steps = log_every
+  config.logging.images_every_steps = images_every
+  if eval_every is not None:
+    config.train.eval_every_steps = eval_every
+
+
+def unknown_variant(variant: str, path: str, *,
+                    choices: str = "'' (paper settings) or 'quick'"
+                    ) -> ValueError:
+  """The error a config file's get_config raises for a variant it lacks."""
+  return ValueError(f'unknown variant {variant!r} of {path}; use {choices}.')
 
 
 def _require_int(config, path: str, minimum: int) -> None:
