@@ -8,7 +8,8 @@ M and direction: PSNR, SSIM, MAE and histogram KL (eq. 14) on the paired
 test split, plus the generator's time per image (jitted, compile excluded).
 
     python benchmarks/cstpp_downsample.py --config=configs/raw2raw_cstpp.py:quick \
-        --workdir=/tmp/cstpp_quick [--factors 1 2 4 8 16] [--json PATH]
+        --workdir=/tmp/cstpp_quick [--factors 1 2 4 8 16] [--repeats 3]
+        [--json PATH]
 
 Restores the newest checkpoint of `workdir/checkpoints`; prints a markdown
 table and writes JSON (default benchmarks/results/cstpp_downsample.json).
@@ -16,8 +17,6 @@ table and writes JSON (default benchmarks/results/cstpp_downsample.json).
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import sys
 import time
@@ -25,8 +24,8 @@ import time
 import numpy as np
 import tqdm
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from rawjax.eval.results import markdown_table  # noqa: E402  pylint: disable=wrong-import-position
 from rawjax.methods import cstpp  # noqa: E402  pylint: disable=wrong-import-position
 from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
@@ -52,13 +51,11 @@ def _seconds_per_image(config, state, image, factor, repeats=3):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = _timing.argument_parser(__doc__, 'cstpp_downsample', repeats=3)
   parser.add_argument('--config', required=True)
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--factors', nargs='+', type=int,
                       default=[16, 8, 4, 2, 1])
-  parser.add_argument('--json', default=str(ROOT / 'benchmarks' / 'results' /
-                                            'cstpp_downsample.json'))
   args = parser.parse_args(argv)
   config = load_config(args.config)
   state = cstpp.restore_state(config, args.workdir)
@@ -72,7 +69,8 @@ def main(argv=None):
         f'{tag}/{k}': v[k] for tag, v in scores.items()
         for k in ('psnr', 'ssim', 'mae', 'kl')},
                      seconds_per_image=_seconds_per_image(
-                         config, state, tests[0]['images'][0], factor)))
+                         config, state, tests[0]['images'][0], factor,
+                         repeats=args.repeats)))
   titles = {'a_to_b': f'{cameras[0]}->{cameras[1]}',
             'b_to_a': f'{cameras[1]}->{cameras[0]}'}
   head = ['Downsample'] + [f'{titles[t]} {m}' for t in titles
@@ -92,10 +90,7 @@ def main(argv=None):
   payload = dict(config=args.config, workdir=args.workdir,
                  step=int(state['step']), num_test_pairs=len(tests),
                  image_shape=list(tests[0]['images'][0].shape), rows=rows)
-  print(json.dumps(payload, indent=1))
-  path = pathlib.Path(args.json)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(payload, indent=1) + '\n')
+  _timing.write_json(payload, args.json)
   return payload
 
 

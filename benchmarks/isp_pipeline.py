@@ -15,7 +15,6 @@ benchmarks/results/isp_pipeline.json).
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import platform
@@ -26,11 +25,12 @@ import jax
 import numpy as np
 import rawpy
 
-from _timing import time_call  # benchmarks/_timing.py
+import _timing  # benchmarks/_timing.py
+from _timing import time_call
 from rawjax import io as rawio
 from rawjax import isp, metrics
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = _timing.ROOT
 BLACKMAGIC = ROOT.parent / 'shared/data/raw/blackmagic_pocket_cinema_4k_12bit.dng'
 HEIGHT, WIDTH = 3000, 4000
 
@@ -46,11 +46,8 @@ def _mosaic() -> tuple[np.ndarray, str]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--repeats', type=int, default=5)
+  parser = _timing.argument_parser(__doc__, 'isp_pipeline', repeats=5)
   parser.add_argument('--reference-repeats', type=int, default=2)
-  parser.add_argument('--json', type=pathlib.Path,
-                      default=ROOT / 'benchmarks/results/isp_pipeline.json')
   args = parser.parse_args()
 
   mosaic, source = _mosaic()

@@ -15,10 +15,8 @@ Prints a markdown table and JSON (also written to benchmarks/results/lut.json).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import pathlib
 import platform
 import tempfile
 import time
@@ -29,10 +27,10 @@ import numpy as np
 from jax.scipy.interpolate import RegularGridInterpolator as JaxRGI
 from scipy.interpolate import RegularGridInterpolator
 
-from _timing import time_call  # benchmarks/_timing.py
+import _timing  # benchmarks/_timing.py
+from _timing import time_call
 from rawjax.isp import lut as lut_lib, pqdynamic as pq
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 480, 640
 
 
@@ -57,11 +55,8 @@ def _accuracy(table, rng) -> dict:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--repeats', type=int, default=10)
+  parser = _timing.argument_parser(__doc__, 'lut', repeats=10)
   parser.add_argument('--scipy-repeats', type=int, default=2)
-  parser.add_argument('--json', type=pathlib.Path,
-                      default=ROOT / 'benchmarks/results/lut.json')
   args = parser.parse_args()
 
   with tempfile.TemporaryDirectory() as cache:

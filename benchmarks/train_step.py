@@ -24,32 +24,20 @@ benchmarks/results/train_step.json).
 
 from __future__ import annotations
 
-import os
-import sys
+import _timing  # benchmarks/_timing.py
 
-if 'jax' not in sys.modules:
-  _flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
-            if not f.startswith('--xla_force_host_platform_device_count')]
-  os.environ['XLA_FLAGS'] = ' '.join(
-      _flags + ['--xla_force_host_platform_device_count=4'])
+_timing.simulate_host_devices(4)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
-import json
-import pathlib
-import platform
-
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
 
 from rawjax.methods import raw2raw_semi
 from rawjax.train.config import load_config_module
-from _timing import time_call  # benchmarks/_timing.py
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = _timing.ROOT
 UNPAIRED, ANCHORS = 4, 4  # per camera / pairs: 16 images a step
 
 
@@ -63,11 +51,6 @@ def _config(features: int, patch: int) -> ml_collections.ConfigDict:
   return config
 
 
-def _stack(tree, n):
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
-                      tree)
-
-
 def bench_train(config, devices, repeats):
   rng = np.random.default_rng(0)
   p = config.data.patch_size
@@ -75,12 +58,10 @@ def bench_train(config, devices, repeats):
   batch = {k: rng.uniform(0, 1, (n, count // n, p, p, 4)).astype(np.float32)
            for k, count in (('unpaired_a', UNPAIRED), ('unpaired_b', UNPAIRED),
                             ('anchor_a', ANCHORS), ('anchor_b', ANCHORS))}
-  state = _stack(raw2raw_semi.init(config, jax.random.PRNGKey(0)), n)
-  step = jax.pmap(raw2raw_semi.make_steps(config)[0], axis_name='batch',
-                  devices=devices)
-  keys = jnp.stack([jax.random.PRNGKey(1)] * n)
-  first, median = time_call(lambda: step(state, batch, keys)[1]['loss'],
-                            repeats)
+  first, median = _timing.time_pmapped_step(
+      raw2raw_semi.make_steps(config)[0],
+      raw2raw_semi.init(config, jax.random.PRNGKey(0)), batch, devices,
+      repeats)
   return first, median, 2 * (UNPAIRED + ANCHORS)
 
 
@@ -93,7 +74,7 @@ def bench_inference(config, size, devices, repeats, images=4):
 
   fn = jax.pmap(lambda pa, pb, batch: raw2raw_semi.swap(model, pa, pb, batch),
                 in_axes=(None, None, 0), devices=devices)
-  first, median = time_call(
+  first, median = _timing.time_call(
       lambda: fn(params['camera_a'], params['camera_b'], x), repeats)
   return first, median, images
 
@@ -106,21 +87,17 @@ def bench_translate(config, repeats):
   fn = lambda x: raw2raw_semi.translate(  # noqa: E731
       model, params['camera_a'], params['camera_b'], x,
       postfit_size=config.inference.postfit_size)
-  first, median = time_call(lambda: fn(image), repeats)
+  first, median = _timing.time_call(lambda: fn(image), repeats)
   return first, median, 1
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = _timing.argument_parser(__doc__, 'train_step', repeats=3)
   parser.add_argument('--sizes', type=int, nargs='+', default=[64, 128, 256],
                       help='train patch sizes (packed); inference sizes are '
                       'twice these')
   parser.add_argument('--devices', type=int, nargs='+', default=[1, 2, 4])
-  parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--features', type=int, default=24)
-  parser.add_argument('--json', type=pathlib.Path,
-                      default=ROOT / 'benchmarks' / 'results' /
-                      'train_step.json')
   args = parser.parse_args(argv)
   available = jax.local_devices()
   rows = []
@@ -143,23 +120,14 @@ def main(argv=None):
                  'images_per_call': images,
                  'compile_s': max(first - median, 0.0), 'run_s': median,
                  'calls_per_s': 1.0 / median, 'images_per_s': images / median})
-  lines = ['| what | size (packed) | devices | images/call | compile s | '
-           'run s | steps/s | images/s |', '|---|---|---|---|---|---|---|---|']
-  for r in rows:
-    lines.append(f"| {r['kind']} | {r['size']} | {r['devices']} | "
-                 f"{r['images_per_call']} | {r['compile_s']:.1f} | "
-                 f"{r['run_s']:.3f} | {r['calls_per_s']:.2f} | "
-                 f"{r['images_per_s']:.1f} |")
-  table = '\n'.join(lines)
-  print(table)
-  payload = {'benchmark': 'train_step', 'features': args.features,
-             'machine': {'platform': platform.platform(),
-                         'cpu_count': os.cpu_count(), 'jax': jax.__version__,
-                         'devices': len(available)},
-             'rows': rows}
-  print(json.dumps(payload, indent=1))
-  args.json.parent.mkdir(parents=True, exist_ok=True)
-  args.json.write_text(json.dumps(payload, indent=1) + '\n')
+  print(_timing.markdown_table(
+      [('what', '{kind}'), ('size (packed)', '{size}'),
+       ('devices', '{devices}'), ('images/call', '{images_per_call}'),
+       ('compile s', '{compile_s:.1f}'), ('run s', '{run_s:.3f}'),
+       ('steps/s', '{calls_per_s:.2f}'), ('images/s', '{images_per_s:.1f}')],
+      rows))
+  _timing.write_json({'benchmark': 'train_step', 'features': args.features,
+                      'machine': _timing.machine(), 'rows': rows}, args.json)
 
 
 if __name__ == '__main__':

@@ -20,8 +20,6 @@ benchmarks/results/train_step_cstpp.json).
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
 import platform
 import sys
@@ -33,6 +31,7 @@ import tqdm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'benchmarks'))
+import _timing  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from _timing import time_call  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 from rawjax.methods import cstpp  # noqa: E402  pylint: disable=wrong-import-position
@@ -52,14 +51,11 @@ def _count(tree):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = _timing.argument_parser(__doc__, 'train_step_cstpp', repeats=3)
   parser.add_argument('--variants', nargs='+', default=['paper', 'quick'])
   parser.add_argument('--sizes', nargs='+', type=int, default=[128, 256])
   parser.add_argument('--downsample', nargs='+', type=int, default=[1, 4])
-  parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--skip_train', action='store_true')
-  parser.add_argument('--json', default=str(ROOT / 'benchmarks' / 'results' /
-                                            'train_step_cstpp.json'))
   args = parser.parse_args(argv)
   rows = []
   jobs = [(v, s) for v in args.variants for s in args.sizes]
@@ -98,22 +94,15 @@ def main(argv=None):
                      downsample=config.model.downsample, batch=4,
                      params=generator_params, compile_s=first - run,
                      run_s=run, mpix_per_s=4 * size * size / run / 1e6))
-  lines = ['| variant | what | patch | M | batch | generator params | '
-           'compile s | run s | Mpix/s |', '|---|---|---|---|---|---|---|---|'
-           '---|']
-  for r in rows:
-    lines.append(f'| {r["variant"]} | {r["kind"]} | {r["size"]} | '
-                 f'{r["downsample"]} | {r["batch"]} | {r["params"]:,} | '
-                 f'{r["compile_s"]:.1f} | {r["run_s"]:.3f} | '
-                 f'{r["mpix_per_s"]:.3f} |')
-  print('\n'.join(lines))
+  print(_timing.markdown_table(
+      [('variant', '{variant}'), ('what', '{kind}'), ('patch', '{size}'),
+       ('M', '{downsample}'), ('batch', '{batch}'),
+       ('generator params', '{params:,}'), ('compile s', '{compile_s:.1f}'),
+       ('run s', '{run_s:.3f}'), ('Mpix/s', '{mpix_per_s:.3f}')], rows))
   payload = dict(rows=rows, backend=jax.default_backend(),
                  devices=jax.device_count(), machine=platform.machine(),
                  processor=platform.processor(), jax=jax.__version__)
-  print(json.dumps(payload, indent=1))
-  path = pathlib.Path(args.json)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(payload, indent=1) + '\n')
+  _timing.write_json(payload, args.json)
   return payload
 
 

@@ -24,35 +24,28 @@ benchmarks/results/train_step_kpn.json).
 
 from __future__ import annotations
 
-import os
+import pathlib
 import sys
 
-if 'jax' not in sys.modules:
-  _flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
-            if not f.startswith('--xla_force_host_platform_device_count')]
-  os.environ['XLA_FLAGS'] = ' '.join(
-      _flags + ['--xla_force_host_platform_device_count=4'])
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _timing  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+_timing.simulate_host_devices(4)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
-import functools
-import json
-import pathlib
-import platform
+import functools  # noqa: E402
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import tqdm
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import tqdm  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _timing import time_call  # noqa: E402
-
 from rawjax.models import kpn  # noqa: E402
 from rawjax.methods import kpn as kpn_isp  # noqa: E402
-from rawjax.train.config import load_config_module  # noqa: E402  pylint: disable=wrong-import-position
+from rawjax.train.config import load_config_module  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = _timing.ROOT
 BATCH, PATCH = 16, 64
 
 
@@ -94,23 +87,15 @@ def bench_train(variant, devices, repeats):
            'srgb': rng.uniform(0, 1, (n, BATCH // n, 2 * PATCH, 2 * PATCH,
                                       3))}
   batch = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), batch)
-  state = kpn_isp.init(config, jax.random.PRNGKey(0))
-  state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + jnp.shape(a)),
-                       state)
-  step = jax.pmap(kpn_isp.make_steps(config)[0], axis_name='batch',
-                  devices=devices)
-  keys = jnp.stack([jax.random.PRNGKey(1)] * n)
-  return time_call(lambda: step(state, batch, keys)[1]['loss'], repeats)
+  return _timing.time_pmapped_step(
+      kpn_isp.make_steps(config)[0],
+      kpn_isp.init(config, jax.random.PRNGKey(0)), batch, devices, repeats)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = _timing.argument_parser(__doc__, 'train_step_kpn', repeats=5)
   parser.add_argument('--sizes', type=int, nargs='+', default=[3, 5, 7, 9])
   parser.add_argument('--devices', type=int, nargs='+', default=[1, 4])
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--json', type=pathlib.Path,
-                      default=ROOT / 'benchmarks' / 'results' /
-                      'train_step_kpn.json')
   args = parser.parse_args(argv)
   available = jax.local_devices()
   jobs = [('apply_kernels', s, m, g) for s in args.sizes
@@ -139,23 +124,14 @@ def main(argv=None):
                calls_per_s=1.0 / run,
                images_per_s=row['images_per_call'] / run)
     rows.append(row)
-  lines = ['| what | kernel | size (packed) | devices | images/call | '
-           'compile s | run s | calls/s | images/s |',
-           '|---|---|---|---|---|---|---|---|---|']
-  for r in rows:
-    lines.append(f"| {r['kind']} | {r['kernel_size']} | {r['size']} | "
-                 f"{r['devices']} | {r['images_per_call']} | "
-                 f"{r['compile_s']:.1f} | {r['run_s']:.4f} | "
-                 f"{r['calls_per_s']:.2f} | {r['images_per_s']:.1f} |")
-  print('\n'.join(lines))
-  payload = {'benchmark': 'train_step_kpn',
-             'machine': {'platform': platform.platform(),
-                         'cpu_count': os.cpu_count(), 'jax': jax.__version__,
-                         'devices': len(available)},
-             'rows': rows}
-  print(json.dumps(payload, indent=1))
-  args.json.parent.mkdir(parents=True, exist_ok=True)
-  args.json.write_text(json.dumps(payload, indent=1) + '\n')
+  print(_timing.markdown_table(
+      [('what', '{kind}'), ('kernel', '{kernel_size}'),
+       ('size (packed)', '{size}'), ('devices', '{devices}'),
+       ('images/call', '{images_per_call}'), ('compile s', '{compile_s:.1f}'),
+       ('run s', '{run_s:.4f}'), ('calls/s', '{calls_per_s:.2f}'),
+       ('images/s', '{images_per_s:.1f}')], rows))
+  _timing.write_json({'benchmark': 'train_step_kpn',
+                      'machine': _timing.machine(), 'rows': rows}, args.json)
 
 
 if __name__ == '__main__':

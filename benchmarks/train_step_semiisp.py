@@ -18,8 +18,6 @@ call) and writes JSON (default benchmarks/results/train_step_semiisp.json).
 from __future__ import annotations
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
-import json
 import pathlib
 import platform
 import tempfile
@@ -33,9 +31,10 @@ from rawjax.train import loop, parallel as parallel_lib
 from rawjax.train import state as state_lib
 from rawjax.train.checkpoint import Checkpointer
 from rawjax.train.config import load_config_module
-from _timing import time_call  # benchmarks/_timing.py
+import _timing  # benchmarks/_timing.py
+from _timing import time_call
 
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_ROOT = _timing.ROOT
 
 
 def _config(variant: str):
@@ -69,11 +68,8 @@ def _step_timing(config, repeats: int) -> tuple[float, float]:
 
 
 def main() -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--json', default=str(
-      _ROOT / 'benchmarks' / 'results' / 'train_step_semiisp.json'))
-  args = parser.parse_args()
+  args = _timing.argument_parser(__doc__, 'train_step_semiisp',
+                                 repeats=5).parse_args()
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     isp_dir = pathlib.Path(tmp)
@@ -108,15 +104,12 @@ def main() -> dict:
       rows.append(dict(name=f'pseudo/{generator}', compile_s=first - median,
                        run_s=median))
       print(rows[-1])
-  print('\n| what | compile s | run s |\n|---|---|---|')
-  for row in rows:
-    print(f'| {row["name"]} | {row["compile_s"]:.2f} | {row["run_s"]:.4f} |')
+  print('\n' + _timing.markdown_table(
+      [('what', '{name}'), ('compile s', '{compile_s:.2f}'),
+       ('run s', '{run_s:.4f}')], rows))
   result = {'platform': platform.platform(), 'jax': jax.__version__,
             'devices': 1, 'rows': rows}
-  print(json.dumps(result, indent=1))
-  path = pathlib.Path(args.json)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(result, indent=1) + '\n')
+  _timing.write_json(result, args.json)
   return result
 
 

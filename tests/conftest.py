@@ -2,7 +2,9 @@
 
 import os
 import pathlib
+import zlib
 
+import numpy as np
 import pytest
 
 os.environ['XLA_FLAGS'] = ' '.join(
@@ -38,3 +40,29 @@ def variant(request):
   if request.param == 'jit':
     return jax.jit
   return lambda fn: fn
+
+
+_MODULE_RNG_NAMES = ('RNG', '_RNG')
+
+
+@pytest.fixture(autouse=True)
+def _own_generator_per_test(request):
+  """Gives each test of a module with a module-level `RNG` its own generator.
+
+  Seeded from the test's id, so a test draws the same numbers whatever ran
+  before it in the process (xdist's scheduling, `-p random`, `-k`), instead
+  of continuing a stream that the order of earlier tests decides.
+  """
+  module = request.module
+  names = [n for n in _MODULE_RNG_NAMES
+           if isinstance(getattr(module, n, None), np.random.Generator)]
+  if not names:
+    yield
+    return
+  saved = {n: getattr(module, n) for n in names}
+  seed = zlib.crc32(request.node.nodeid.encode())
+  for n in names:
+    setattr(module, n, np.random.default_rng(seed))
+  yield
+  for n, generator in saved.items():
+    setattr(module, n, generator)

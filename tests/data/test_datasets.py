@@ -43,8 +43,12 @@ def _write_png16(path, array):
     writer.write(f, array.reshape(array.shape[0], -1))
 
 
-def _problems(error):
-  return [(p.reason, p.path) for p in error.value.problems]
+def _layout_error(loader, *args, **kwargs):
+  """`loader(*args, **kwargs)`'s DatasetLayoutError: its (reason, path)
+  problems and its message."""
+  with pytest.raises(DatasetLayoutError) as error:
+    loader(*args, **kwargs)
+  return [(p.reason, p.path) for p in error.value.problems], str(error.value)
 
 
 # --- raw2raw (Afifi & Abuolaim) -----------------------------------------------
@@ -228,19 +232,17 @@ def test_raw2raw_malformed_layouts_name_the_missing_piece(raw2raw_mat,
   shutil.copytree(raw2raw_mat, broken)
   partner = broken / 'paired/samsung-s9/raw-rggb/2021-06-04_10-00-00_A.mat'
   partner.unlink()
-  with pytest.raises(DatasetLayoutError) as error:
-    Raw2RawPaired(broken, split='test')
-  assert ('missing pair', str(partner)) in _problems(error)
-  assert 'samsung-s9 side of the pair' in str(error.value)
+  problems, message = _layout_error(Raw2RawPaired, broken, split='test')
+  assert ('missing pair', str(partner)) in problems
+  assert 'samsung-s9 side of the pair' in message
 
   no_mapping = tmp_path / 'dng'
   shutil.copytree(raw2raw_dng, no_mapping)
   mapping = no_mapping / 'paired/samsung-s9/mapping/2021-06-05_11-00-00.mat'
   mapping.unlink()
   shutil.rmtree(no_mapping / 'paired/iphone-x/dng')
-  with pytest.raises(DatasetLayoutError) as error:
-    Raw2RawPaired(no_mapping, split='test', source='dng')
-  problems = _problems(error)
+  problems, _ = _layout_error(Raw2RawPaired, no_mapping, split='test',
+                              source='dng')
   assert ('missing pair', str(mapping)) in problems
   assert ('missing', str(no_mapping / 'paired/iphone-x/dng')) in problems
 
@@ -254,8 +256,8 @@ def test_raw2raw_malformed_layouts_name_the_missing_piece(raw2raw_mat,
   with pytest.raises(DatasetLayoutError, match='unreadable') as error:
     Raw2RawUnpaired(no_mapping, camera='iphone-x')[0]
   assert error.value.problems[0].path == str(bad)
-  with pytest.raises(DatasetLayoutError, match='extracted .mat folders'):
-    Raw2RawUnpaired(tmp_path, camera='pixel')
+  _, message = _layout_error(Raw2RawUnpaired, tmp_path, camera='pixel')
+  assert 'extracted .mat folders' in message
 
 
 # --- ZRR ----------------------------------------------------------------------
@@ -321,14 +323,12 @@ def test_zrr_malformed_layouts_name_every_missing_piece(zrr_root, tmp_path):
   shutil.copytree(zrr_root, root)
   shutil.rmtree(root / 'test' / 'canon')
   (root / 'train' / 'canon' / '8.jpg').unlink()
-  with pytest.raises(DatasetLayoutError) as error:
-    ZRRDataset(root, split='test')
-  assert _problems(error) == [('missing', str(root / 'test' / 'canon'))]
-  with pytest.raises(DatasetLayoutError) as error:
-    ZRRDataset(root, split='train')
-  assert _problems(error) == [('missing pair',
-                               str(root / 'train' / 'canon' / '8.jpg'))]
-  assert 'Canon sRGB JPG paired with' in str(error.value)
+  problems, _ = _layout_error(ZRRDataset, root, split='test')
+  assert problems == [('missing', str(root / 'test' / 'canon'))]
+  problems, message = _layout_error(ZRRDataset, root, split='train')
+  assert problems == [('missing pair',
+                       str(root / 'train' / 'canon' / '8.jpg'))]
+  assert 'Canon sRGB JPG paired with' in message
   (root / 'train' / 'huawei_raw' / '9.png').write_bytes(b'not a png')
   (root / 'train' / 'huawei_raw' / '8.png').unlink()
   dataset = ZRRDataset(root, split='train')
@@ -384,12 +384,9 @@ def test_nus_malformed_layouts_name_the_missing_piece(nus_root, tmp_path):
   shutil.copytree(nus_root, root)
   missing = root / 'Canon600D/PNG/Canon600D_0002.PNG'
   missing.unlink()
-  with pytest.raises(DatasetLayoutError) as error:
-    NUSDataset(root)
-  assert _problems(error) == [('missing', str(missing))]
-  with pytest.raises(DatasetLayoutError) as error:
-    NUSDataset(root, camera='NikonD5200')
-  assert _problems(error) == [('missing', str(root / 'NikonD5200'))]
+  assert _layout_error(NUSDataset, root)[0] == [('missing', str(missing))]
+  assert _layout_error(NUSDataset, root, camera='NikonD5200')[0] == [
+      ('missing', str(root / 'NikonD5200'))]
   scipy.io.savemat(root / 'Canon600D/Canon600D_gt.mat',
                    {'darkness_level': 1})
   with pytest.raises(DatasetLayoutError, match="'groundtruth_illuminants'"):
@@ -485,15 +482,13 @@ def test_lsmi_malformed_layouts_name_the_missing_piece(lsmi_root, tmp_path):
   mixture.unlink()
   (root / 'galaxy/split.json').write_text(json.dumps(
       {'train': ['Place1'], 'test': ['Place2', 'Place9']}))
-  with pytest.raises(DatasetLayoutError) as error:
-    LSMIDataset(root, camera='galaxy', split='test')
-  problems = _problems(error)
+  problems, message = _layout_error(LSMIDataset, root, camera='galaxy',
+                                    split='test')
   assert ('missing', str(mixture)) in problems
   assert ('missing', str(root / 'galaxy/Place9')) in problems
-  assert 'mixture map of Place2_12.tiff' in str(error.value)
-  with pytest.raises(DatasetLayoutError) as error:
-    LSMIDataset(root, camera='sony')
-  assert _problems(error) == [('missing', str(root / 'sony'))]
+  assert 'mixture map of Place2_12.tiff' in message
+  assert _layout_error(LSMIDataset, root, camera='sony')[0] == [
+      ('missing', str(root / 'sony'))]
 
 
 # --- FiveK --------------------------------------------------------------------
@@ -569,11 +564,9 @@ def test_fivek_size_mismatch_and_missing_rendering(fivek_root, tmp_path):
     FiveKDataset(root, split='all', align='strict')[0]
   missing = root / 'tiff16_c/a0002-dgw_005.tif'
   missing.unlink()
-  with pytest.raises(DatasetLayoutError) as error:
-    FiveKDataset(root, split='all')
-  assert _problems(error) == [('missing pair', str(missing))]
-  with pytest.raises(DatasetLayoutError, match='tiff16_e'):
-    FiveKDataset(root, expert='e')
+  assert _layout_error(FiveKDataset, root, split='all')[0] == [
+      ('missing pair', str(missing))]
+  assert 'tiff16_e' in _layout_error(FiveKDataset, root, expert='e')[1]
 
 
 # --- LoL ----------------------------------------------------------------------
@@ -646,15 +639,14 @@ def test_lol_malformed_layouts_name_the_missing_piece(lol_root, tmp_path):
   shutil.copytree(lol_root, root)
   partner = root / 'Real_captured/Train/Normal/normal00002.png'
   partner.unlink()
-  with pytest.raises(DatasetLayoutError) as error:
-    LOLDataset(root, version='v2-real')
-  assert _problems(error) == [('missing pair', str(partner))]
-  with pytest.raises(DatasetLayoutError) as error:
-    LOLDataset(root, version='v2-real', split='test')
-  assert _problems(error) == [
+  assert _layout_error(LOLDataset, root, version='v2-real')[0] == [
+      ('missing pair', str(partner))]
+  problems, message = _layout_error(LOLDataset, root, version='v2-real',
+                                    split='test')
+  assert problems == [
       ('missing', str(root / 'Real_captured/Test/Low')),
       ('missing', str(root / 'Real_captured/Test/Normal'))]
-  assert '2 problem(s)' in str(error.value)
+  assert '2 problem(s)' in message
 
 
 def test_every_loader_declares_fields_the_pipeline_accepts(

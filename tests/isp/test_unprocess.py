@@ -237,10 +237,14 @@ def test_inverse_smoothstep_equals_the_official_formula(variant):
                              atol=3e-7)
 
 
-@hypothesis.settings(deadline=None, max_examples=40)
-@hypothesis.given(hnp.arrays(np.float32, (64,),
-                             elements=hypothesis.strategies.floats(
-                                 0, 1, width=32)))
+# 40 draws of 64 float32 values in [0, 1] for the round-trip properties.
+_unit_floats = hypothesis.given(hnp.arrays(
+    np.float32, (64,), elements=hypothesis.strategies.floats(0, 1, width=32)))
+_forty_examples = hypothesis.settings(deadline=None, max_examples=40)
+
+
+@_forty_examples
+@_unit_floats
 def test_inverse_smoothstep_inverts_smoothstep(x):
   y = np.asarray(isp.smoothstep(x))
   np.testing.assert_allclose(np.asarray(isp.smoothstep(
@@ -253,10 +257,8 @@ def test_inverse_smoothstep_inverts_smoothstep(x):
   assert np.all(np.abs(back - x) <= tolerance)
 
 
-@hypothesis.settings(deadline=None, max_examples=40)
-@hypothesis.given(hnp.arrays(np.float32, (64,),
-                             elements=hypothesis.strategies.floats(
-                                 0, 1, width=32)))
+@_forty_examples
+@_unit_floats
 def test_gamma_round_trips(x):
   expanded = np.asarray(isp.gamma_expansion(x))
   np.testing.assert_allclose(expanded, np.maximum(x, 1e-8) ** 2.2,

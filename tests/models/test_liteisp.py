@@ -31,6 +31,7 @@ from rawjax.models import liteisp, tiling, vgg
 from rawjax.data.datasets.zrr import coordinate_map
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from torch_reference import state_dicts  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _count(model, *shapes, **kwargs):
@@ -307,15 +308,7 @@ def _fake_liteisp_state(channels=(8, 16, 16), num_blocks=1, reduction=2,
                              reduction=reduction)
   template = jax.eval_shape(lambda: model.init(
       jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 4))))['params']
-  rng = np.random.default_rng(9)
-  state = {}
-  for keypath, leaf in jax.tree_util.tree_leaves_with_path(template):
-    path = tuple(k.key for k in keypath)
-    shape = leaf.shape
-    if len(shape) == 4:
-      shape = (shape[3], shape[2], shape[0], shape[1])
-    state[convert.flax_to_torch_key(path)] = rng.normal(size=shape).astype(
-        np.float32)
+  state = state_dicts.random_state_dict(template, seed=9)
   if with_wavelets:
     c1, c2, _ = channels
     for key, c in (('down1.3.weight', c1), ('down2.2.weight', c1),

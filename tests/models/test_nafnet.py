@@ -20,6 +20,7 @@ from rawjax.models import layers, nafnet
 from rawjax.train.config import load_config_module
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from torch_reference import state_dicts  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 SIDD32 = nafnet.OFFICIAL_CONFIGS['sidd-width32']
@@ -170,18 +171,8 @@ def _fake_state(**arch):
   """A random state dict with the official keys, built without torch."""
   template = jax.eval_shape(lambda: nafnet.NAFNet(**arch).init(
       jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3))))['params']
-  rng = np.random.default_rng(5)
-  state = {}
-  for keypath, leaf in jax.tree_util.tree_leaves_with_path(template):
-    path = tuple(k.key for k in keypath)
-    shape = leaf.shape
-    if len(shape) == 4:
-      shape = (shape[3], shape[2], shape[0], shape[1])
-    elif path[-1] in ('beta', 'gamma'):
-      shape = (1, shape[0], 1, 1)
-    state[convert.flax_to_torch_key(path)] = rng.normal(size=shape).astype(
-        np.float32)
-  return state
+  return state_dicts.random_state_dict(template, seed=5,
+                                       per_channel=('beta', 'gamma'))
 
 
 def test_converter_rejects_missing_misshapen_and_unexpected_keys():

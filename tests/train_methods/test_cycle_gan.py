@@ -12,19 +12,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import io as scipy_io
 
 from rawjax.methods import cstpp
 from rawjax.train import checkpoint as checkpoint_lib
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
+from train_methods import helpers
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'raw2raw_cstpp.py')
 ADAPT_CONFIG_PATH = CONFIG_PATH.with_name('cstpp_adapt.py')
-CAMERAS = ('cam-a', 'cam-b')
-MATRIX = np.array([[0.8, 0.15, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.75]],
-                  np.float32)
 SIZE = 32  # packed
 
 
@@ -35,19 +32,9 @@ def _configs():
 CONFIGS = _configs()
 
 
-def _camera_b(a):
-  rgb = np.stack([a[..., 0], a[..., 1], a[..., 3]], -1) @ MATRIX.T
-  return np.stack([rgb[..., 0], rgb[..., 1], rgb[..., 1], rgb[..., 2]],
-                  -1).astype(np.float32)
-
-
 def _scene(rng):
-  yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-  channels = [np.clip(rng.uniform(0.1, 0.4) + rng.uniform(0.1, 0.4) * np.sin(
-      2 * np.pi * (rng.uniform(0.5, 2) * xx + rng.uniform(0.5, 2) * yy)),
-                      0.02, 0.9) for _ in range(3)]
-  return np.stack([channels[0], channels[1], channels[1], channels[2]],
-                  -1).astype(np.float32)
+  return helpers.pack_rgb(helpers.smooth_rgb(
+      rng, SIZE, base=(0.1, 0.4), amplitude=(0.1, 0.4), clip=(0.02, 0.9)))
 
 
 def _srgb(packed):
@@ -61,48 +48,25 @@ def dataset(tmp_path_factory):
   root = tmp_path_factory.mktemp('cstpp')
   rng = np.random.default_rng(0)
   chart = np.array([[0, 0, 16, 16], [16, 16, 32, 40], [32, 0, 64, 24]])
-  for split, folder in (('anchor', 'anchor-raw-rggb'), ('test', 'raw-rggb')):
-    for i in range(2):
-      name = f'{split}-{i}_{"AB"[i % 2]}'
-      a = _scene(rng)
-      for camera, image in zip(CAMERAS, (a, _camera_b(a))):
-        (root / 'paired' / camera / folder).mkdir(parents=True, exist_ok=True)
-        (root / 'paired' / camera / 'meta').mkdir(exist_ok=True)
-        scipy_io.savemat(root / 'paired' / camera / folder / f'{name}.mat',
-                         {'raw_rggb': image})
-        np.savez(root / 'paired' / camera / 'meta' / f'{name}.npz',
-                 chart_boxes=chart, srgb=_srgb(image))
-  for camera in CAMERAS:
-    (root / 'unpaired' / camera / 'raw-rggb').mkdir(parents=True)
-    (root / 'unpaired' / camera / 'meta').mkdir(parents=True)
-    for i in range(4):
-      a = _scene(rng)
-      image = a if camera == CAMERAS[0] else _camera_b(a)
-      scipy_io.savemat(root / 'unpaired' / camera / 'raw-rggb' / f'u-{i}.mat',
-                       {'raw_rggb': image})
-      np.savez(root / 'unpaired' / camera / 'meta' / f'u-{i}.npz',
-               srgb=_srgb(image))
-  (root / 'dataset.json').write_text(json.dumps(
-      {'cameras': [{'slug': c} for c in CAMERAS]}))
+  helpers.write_raw2raw(
+      root, lambda: _scene(rng), paired={'anchor': 2, 'test': 2}, unpaired=4,
+      paired_meta=lambda split, i, image: dict(chart_boxes=chart,
+                                               srgb=_srgb(image)),
+      unpaired_meta=lambda image: dict(srgb=_srgb(image)))
   return root
 
 
 def _small(variant, root):
-  config = CONFIGS.get_config(variant)
-  config.data.root = str(root)
-  config.data.patch_size = 32
-  config.data.pool_size = 3
-  config.data.num_workers = 1
+  config = helpers.tiny_config(CONFIGS, variant, root, grid_images=1,
+                               patch_size=32, pool_size=3)
   config.model.update(base_channels=4, channel_ratio=2, stem_channels=8,
                       embed_dim=16, depth=3, num_heads=2,
                       discriminator_features=4)
-  config.eval.num_grid_images = 1
   return config
 
 
 def test_configs_have_the_paper_settings():
-  paper, quick = CONFIGS.get_config(), CONFIGS.get_config('quick')
-  assert paper.method == quick.method == 'cycle_gan'
+  paper, quick = helpers.paper_and_quick(CONFIGS, 'cycle_gan')
   o = paper.optim
   assert (o.generator_lr, o.discriminator_lr, o.b1, o.b2, o.clip_norm) == (
       1e-5, 2e-5, 0.5, 0.999, 2.0)
@@ -189,16 +153,6 @@ def test_per_network_clipping_follows_the_official_order():
   np.testing.assert_allclose(union['b_to_a'], [12 * 2 / 13], rtol=1e-5)
 
 
-def _replicate(tree, n):
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
-                      tree)
-
-
-def _shard(batch, n):
-  return {k: v.reshape(n, v.shape[0] // n, *v.shape[1:])
-          for k, v in batch.items()}
-
-
 def _one_step(config):
   """init + one pmapped (G, D) iteration on 4 devices."""
   method = method_lib.get_method('cycle_gan')
@@ -207,17 +161,15 @@ def _one_step(config):
   assert [s.__name__ for s in steps] == ['generator_step',
                                          'discriminator_step']
   batch = method.make_data(config).batch(0)
-  devices = jax.local_devices()[:4]
-  assert len(devices) == 4
+  devices = helpers.four_devices()
 
   def iteration(state, batch, rng):
     state, g_metrics = steps[0](state, batch, rng)
     state, d_metrics = steps[1](state, batch, jax.random.fold_in(rng, 1))
     return state, g_metrics, d_metrics
 
-  run = jax.pmap(iteration, axis_name='batch', devices=devices)
-  new, g_metrics, d_metrics = run(_replicate(state, 4), _shard(batch, 4),
-                                  jnp.stack([jax.random.PRNGKey(1)] * 4))
+  new, g_metrics, d_metrics = helpers.pmap_step(iteration, state, batch,
+                                                devices=devices)
   return state, batch, new, g_metrics, d_metrics
 
 
@@ -245,7 +197,7 @@ def _check_step(state, new, g_metrics, d_metrics, *, sharing):
   for leaf in jax.tree.leaves(new):
     np.testing.assert_array_equal(np.asarray(leaf), np.asarray(leaf)[:1]
                                   .repeat(4, 0))
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  host = helpers.unreplicate(new)
   generator = host['params']['generator']
   assert set(generator) == {'shared', 'a_to_b', 'b_to_a'}
   own = jax.tree.leaves(generator['a_to_b'])
@@ -290,7 +242,7 @@ def test_one_step_paper_with_the_other_options(dataset):
 
 def test_pool_and_state_survive_a_checkpoint(quick_step, tmp_path):
   config, _, _, new, _, _ = quick_step
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  host = helpers.unreplicate(new)
   assert np.abs(host['pool']['b']['images']).max() > 0
   with checkpoint_lib.Checkpointer(tmp_path / 'ckpt',
                                    async_save=False) as ckpt:
@@ -305,7 +257,7 @@ def test_pool_and_state_survive_a_checkpoint(quick_step, tmp_path):
 
 def test_evaluation_tables(quick_step, dataset):
   config, _, batch, new, _, _ = quick_step
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  host = helpers.unreplicate(new)
   workdir = dataset.parent / 'eval-cstpp'
   scalars = cstpp.evaluate(config, host, workdir=workdir)
   results = json.loads((workdir / 'results.json').read_text())
@@ -332,7 +284,7 @@ def test_cross_camera_adaptation_runs_through_the_method(quick_step, dataset,
   cstpp_workdir = tmp_path / 'cstpp'
   with checkpoint_lib.Checkpointer(cstpp_workdir / 'checkpoints',
                                    async_save=False) as ckpt:
-    assert ckpt.save(1, jax.tree.map(lambda x: np.asarray(x[0]), new))
+    assert ckpt.save(1, helpers.unreplicate(new))
   adapt = load_config_module(ADAPT_CONFIG_PATH).get_config('quick')
   assert adapt.method == 'cstpp_adapt' and adapt.train.num_steps == 300
   adapt.model, adapt.data = config.model, config.data
@@ -355,15 +307,13 @@ def test_cross_camera_adaptation_runs_through_the_method(quick_step, dataset,
   assert batch['b_srgb'].shape == (4, 16, 16, 3)  # packed resolution
   # The plain and augmented ISPs of a camera see the same patches.
   assert not np.array_equal(batch['a_raw'], batch['a_mapped'])
-  step = jax.pmap(method.steps(adapt)[0], axis_name='batch',
-                  devices=jax.local_devices()[:2])
-  new_state, metrics = step(_replicate(state, 2), _shard(batch, 2),
-                            jnp.stack([jax.random.PRNGKey(1)] * 2))
+  new_state, metrics = helpers.pmap_step(method.steps(adapt)[0], state, batch,
+                                         devices=jax.local_devices()[:2])
   metrics = jax.tree.map(lambda x: np.asarray(x)[0], metrics)
   np.testing.assert_allclose(metrics['loss'], sum(
       metrics[f'l1_{x}_{t}'] for x in 'ab' for t in ('plain', 'augmented')),
                              rtol=1e-5)
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new_state)
+  host = helpers.unreplicate(new_state)
   workdir = tmp_path / 'adapt'
   scalars = method.evaluate(adapt, host, workdir=workdir)
   results = json.loads((workdir / 'results.json').read_text())

@@ -23,6 +23,7 @@ from rawjax.data.datasets import PairFolder
 from rawjax.methods import kpn as kpn_isp
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
+from train_methods import helpers
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'kpn_isp.py')
@@ -38,12 +39,8 @@ CONFIGS = load_config_module(CONFIG_PATH)
 
 
 def _raw(rng):
-  yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-  channels = [np.clip(rng.uniform(0.1, 0.3) + 0.15 * np.sin(
-      2 * np.pi * (rng.uniform(0.5, 2) * xx + rng.uniform(0.5, 2) * yy)), 0.02,
-                      0.6) for _ in range(3)]
-  r, g, b = channels
-  return np.stack([r, g, g, b], -1).astype(np.float32)
+  return helpers.pack_rgb(helpers.smooth_rgb(
+      rng, SIZE, base=(0.1, 0.3), amplitude=0.15, clip=(0.02, 0.6)))
 
 
 @jax.jit
@@ -75,35 +72,24 @@ def dataset(tmp_path_factory):
 
 
 def _small(variant, root):
-  config = CONFIGS.get_config(variant)
-  config.data.root = str(root)
-  config.data.patch_size = 8
-  config.data.batch_size = 4
-  config.data.num_workers = 1
+  config = helpers.tiny_config(CONFIGS, variant, root, grid_images=2,
+                               patch_size=8, batch_size=4)
   config.model.update(features=4, levels=1, kernel_size=3)
   config.optim.warmup_steps = 0  # the first step moves every parameter
-  config.eval.num_grid_images = 2
   return config
 
 
 def test_configs_build_and_reject_typos():
-  paper = CONFIGS.get_config()
-  quick = CONFIGS.get_config('quick')
-  assert paper.method == quick.method == 'kpn_isp'
+  paper, quick = helpers.paper_and_quick(CONFIGS, 'kpn_isp')
   assert paper.model.name == quick.model.name == 'kpn'
   assert paper.data.patch_size == 64  # the dataset's 128 x 128 patches
   assert paper.loss.l1 == 1.0 and paper.loss.ssim == 0.0
   assert quick.data.synthetic.preset == 'raw2srgb'
   assert quick.data.white_balance and not paper.data.white_balance
   assert paper.model.kernel_size % 2 == quick.model.kernel_size % 2 == 1
-  for config in (paper, quick):
-    config.lock()
-    with pytest.raises(AttributeError, match='patch_sizee'):
-      config.data.patch_sizee = 64
-    with pytest.raises(AttributeError, match='num_step'):
-      config.train.num_step = 5
-  with pytest.raises(ValueError, match="unknown variant 'fast'"):
-    CONFIGS.get_config('fast')
+  helpers.assert_configs_reject_typos(
+      CONFIGS, (paper, quick),
+      {'data.patch_sizee': 64, 'train.num_step': 5})
 
 
 def test_bad_settings_are_named(dataset):
@@ -157,33 +143,22 @@ def test_train_data_is_aligned_and_resumable(dataset):
   config = _small('quick', dataset)
   config.data.white_balance = False  # the raw as stored, to re-render it
   data = kpn_isp.make_data(config)
-  batch = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), data.batch(2))
+  batch = helpers.merge_devices(data.batch(2))
   assert batch['raw'].shape == (4, 8, 8, 4)
   assert batch['srgb'].shape == (4, 16, 16, 3)
   # Random crops keep the pairs aligned: the target is the (local, 3 x 3
   # support) bilinear process() rendering of the whole raw, so rendering the
   # cropped raw gives the cropped target away from a 2-pixel border.
   config.data.augment = ()
-  crops = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]),
-                       kpn_isp.make_data(config).batch(1))
+  crops = helpers.merge_devices(kpn_isp.make_data(config).batch(1))
   for raw, srgb in zip(crops['raw'], crops['srgb']):
     rendered = np.clip(_process(raw), 0, 1 - OFFSET) + OFFSET
     np.testing.assert_allclose(rendered[2:-2, 2:-2], srgb[2:-2, 2:-2],
                                atol=1e-5)
   with data.iterate(start_step=2) as resumed:
-    again = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]),
-                         next(resumed))
+    again = helpers.merge_devices(next(resumed))
   for key in batch:
     np.testing.assert_array_equal(again[key], batch[key])
-
-
-def _replicate(tree, n):
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
-                      tree)
-
-
-def _shard(batch, n):
-  return {k: v.reshape(n, -1, *v.shape[2:]) for k, v in batch.items()}
 
 
 @pytest.mark.parametrize('variant', ['', 'quick'])
@@ -196,17 +171,12 @@ def test_one_step_per_config(dataset, variant):
   assert set(state) == {'step', 'rng', 'params', 'opt_state'}
   steps = method.steps(config)
   batch = method.make_data(config).batch(0)  # (1 device, 4, ...)
-  devices = jax.local_devices()[:4]
-  assert len(devices) == 4
-  p_step = jax.pmap(steps[0], axis_name='batch', devices=devices)
-  rngs = jnp.stack([jax.random.PRNGKey(1)] * 4)
-  new, metrics = p_step(_replicate(state, 4), _shard(batch, 4), rngs)
-  metrics = jax.tree.map(np.asarray, metrics)
+  new, metrics = helpers.pmap_step(steps[0], state,
+                                   helpers.merge_devices(batch),
+                                   devices=helpers.four_devices())
   keys = ['loss', 'loss_l1', 'psnr', 'grad_norm', 'update_norm']
   keys += ['loss_ssim'] if variant == '' else []
-  for key in keys:
-    assert np.all(np.isfinite(metrics[key])), key
-    np.testing.assert_allclose(metrics[key], metrics[key][0], rtol=1e-6)
+  metrics = helpers.assert_replicas_agree(metrics, keys, rtol=1e-6)
   if variant == '':
     np.testing.assert_allclose(
         metrics['loss'][0],
@@ -214,12 +184,10 @@ def test_one_step_per_config(dataset, variant):
         rtol=1e-5)
   else:
     np.testing.assert_allclose(metrics['loss'], metrics['loss_l1'])
-  changed = jax.tree.map(lambda a, b: float(np.abs(a[0] - b).max()),
-                         new['params'], state['params'])
-  assert all(c > 0 for c in jax.tree.leaves(changed))
+  helpers.assert_every_parameter_moved(new, state)
   if variant == '':
     return
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  host = helpers.unreplicate(new)
   workdir = dataset.parent / 'eval-quick'
   scalars = method.evaluate(config, host, workdir=workdir)
   _check_evaluation(scalars, workdir, dataset, config, host)

@@ -23,6 +23,7 @@ from rawjax.methods import liteisp
 from rawjax.methods.liteisp import inference
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
+from train_methods import helpers
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'liteisp_zrr.py')
@@ -33,10 +34,8 @@ CONFIGS = load_config_module(CONFIG_PATH)
 
 
 def _scene(rng):
-  yy, xx = np.mgrid[0:SIZE + 2, 0:SIZE + 2] / SIZE
-  return np.stack([np.clip(rng.uniform(0.2, 0.5) + 0.3 * np.sin(
-      2 * np.pi * (rng.uniform(0.5, 2) * xx + rng.uniform(0.5, 2) * yy) +
-      rng.uniform(0, 6)), 0.02, 0.95) for _ in range(3)], -1)
+  return helpers.smooth_rgb(rng, SIZE, base=(0.2, 0.5), amplitude=0.3,
+                            clip=(0.02, 0.95), phase=True, margin=2)
 
 
 @pytest.fixture(scope='module')
@@ -76,24 +75,18 @@ def vgg_weights(tmp_path_factory):
 
 
 def _small(variant, root, vgg_path=''):
-  config = CONFIGS.get_config(variant)
-  config.data.root = str(root)
-  config.data.batch_size = 4
-  config.data.num_workers = 1
+  config = helpers.tiny_config(CONFIGS, variant, root, grid_images=1,
+                               batch_size=4)
   config.model.update(channels=(4, 8, 8), num_blocks=1, reduction=2)
   config.gcm.update(guide_features=4, features=8)
   config.gan.features = 4
   config.align.options = {'levels': 2, 'iterations': 1}
-  config.loss.vgg_weights = vgg_path
-  config.loss.vgg_layer = 'relu1_1'
-  config.eval.num_grid_images = 1
+  config.loss.update(vgg_weights=vgg_path, vgg_layer='relu1_1')
   return config
 
 
 def test_configs_build_and_reject_typos():
-  paper = CONFIGS.get_config()
-  quick = CONFIGS.get_config('quick')
-  assert paper.method == quick.method == 'liteisp'
+  paper, quick = helpers.paper_and_quick(CONFIGS, 'liteisp')
   assert (paper.optim.learning_rate, paper.optim.b1, paper.optim.b2) == (
       1e-4, 0.9, 0.999)
   assert (paper.optim.decay_epochs, paper.optim.decay_factor,
@@ -105,12 +98,8 @@ def test_configs_build_and_reject_typos():
   assert paper.gan.weight == 0.01 and paper.align.method == 'pyramid'
   assert paper.align.padding == 'zeros' and quick.align.padding == 'border'
   assert tuple(paper.model.channels) == (64, 128, 128)
-  for config in (paper, quick):
-    config.lock()
-    with pytest.raises(AttributeError, match='batch_sise'):
-      config.data.batch_sise = 4
-  with pytest.raises(ValueError, match="unknown variant 'fast'"):
-    CONFIGS.get_config('fast')
+  helpers.assert_configs_reject_typos(CONFIGS, (paper, quick),
+                                      {'data.batch_sise': 4})
 
 
 def test_bad_settings_are_named(dataset):
@@ -141,16 +130,6 @@ def test_learning_rate_halves_every_40_epochs():
       [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
 
 
-def _replicate(tree, n):
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
-                      tree)
-
-
-def _shard(batch, n):
-  return {k: v.reshape(n, v.shape[0] // n, *v.shape[1:])
-          for k, v in batch.items()}
-
-
 @pytest.mark.parametrize('variant', ['', 'quick'])
 def test_one_step_per_config(dataset, vgg_weights, variant, tmp_path):
   config = _small(variant, dataset, vgg_weights)
@@ -168,24 +147,18 @@ def test_one_step_per_config(dataset, vgg_weights, variant, tmp_path):
     assert 'vgg' in state['frozen']
   assert set(state) == expected
   data = method.make_data(config, split='train')
-  batch = jax.tree.map(lambda x: np.asarray(x)[0], data.batch(0))
+  batch = helpers.unreplicate(data.batch(0))
   assert batch['raw'].shape == (4, 16, 16, 4)
   assert batch['rgb'].shape == (4, 32, 32, 3)
   assert batch['coord'].shape == (4, 32, 32, 2)
   steps = method.steps(config)
-  devices = jax.local_devices()[:4]
-  assert len(devices) == 4
-  p_step = jax.pmap(steps[0], axis_name='batch', devices=devices)
-  new, metrics = p_step(_replicate(state, 4), _shard(batch, 4),
-                        jnp.stack([jax.random.PRNGKey(1)] * 4))
-  metrics = jax.tree.map(np.asarray, metrics)
+  new, metrics = helpers.pmap_step(steps[0], state, batch,
+                                   devices=helpers.four_devices())
   keys = ['loss', 'loss_gcm', 'loss_l1', 'loss_ssim', 'mask_fraction',
           'psnr_isp', 'isp_grad_norm', 'gcm_update_norm']
   if variant == '':
     keys += ['loss_vgg', 'loss_adv', 'loss_disc', 'disc_grad_norm']
-  for key in keys:
-    assert np.all(np.isfinite(metrics[key])), key
-    np.testing.assert_allclose(metrics[key], metrics[key][0], rtol=1e-5)
+  metrics = helpers.assert_replicas_agree(metrics, keys, rtol=1e-5)
   terms = metrics['loss_gcm'] + metrics['loss_l1'] + 0.15 * metrics[
       'loss_ssim'] + (metrics['loss_vgg'] + 0.01 * metrics['loss_adv']
                       if variant == '' else 0)
@@ -200,7 +173,7 @@ def test_one_step_per_config(dataset, vgg_weights, variant, tmp_path):
     assert np.mean(flags) > 0.9, name
   if variant == '':
     return
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  host = helpers.unreplicate(new)
   scalars = method.evaluate(config, host, workdir=tmp_path)
   for setting in ('original', 'align_raw', 'align_result', 'true_aligned'):
     for metric in ('psnr', 'ssim'):

@@ -22,41 +22,22 @@ from rawjax.isp import polynomial
 from rawjax.methods import raw2raw_semi
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
+from train_methods import helpers
 
 CONFIG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'configs' / (
     'raw2raw_semi.py')
-CAMERAS = ('cam-a', 'cam-b')
-MATRIX = np.array([[0.8, 0.15, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.75]],
-                  np.float32)  # B's (R, G, B) = MATRIX @ A's
+CAMERAS = helpers.CAMERAS
 SIZE = 32  # packed
 
 
 CONFIGS = load_config_module(CONFIG_PATH)
 
 
-def _camera_b(packed_a):
-  rgb = np.stack([packed_a[..., 0], packed_a[..., 1], packed_a[..., 3]], -1)
-  r, g, b = np.moveaxis(rgb @ MATRIX.T, -1, 0)
-  return np.stack([r, g, g, b], -1).astype(np.float32)
-
-
 def _scene(rng):
   """A smooth random scene for camera A, greens equal, in [0.02, 0.9]."""
-  yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-  channels = [rng.uniform(0.05, 0.4) + rng.uniform(0.1, 0.4) *
-              np.sin(2 * np.pi * (rng.uniform(0.5, 2) * xx +
-                                  rng.uniform(0.5, 2) * yy) + rng.uniform(0, 6))
-              for _ in range(3)]
-  r, g, b = (np.clip(c, 0.02, 0.9) for c in channels)
-  return np.stack([r, g, g, b], -1).astype(np.float32)
-
-
-def _write(folder, name, packed, meta=None):
-  folder.mkdir(parents=True, exist_ok=True)
-  scipy_io.savemat(folder / f'{name}.mat', {'raw_rggb': packed})
-  if meta is not None:
-    (folder.parent / 'meta').mkdir(exist_ok=True)
-    np.savez(folder.parent / 'meta' / f'{name}.npz', **meta)
+  return helpers.pack_rgb(helpers.smooth_rgb(
+      rng, SIZE, base=(0.05, 0.4), amplitude=(0.1, 0.4), clip=(0.02, 0.9),
+      phase=True))
 
 
 @pytest.fixture(scope='module')
@@ -67,42 +48,29 @@ def dataset(tmp_path_factory):
                     [40, 40, 64, 64]])  # mosaic pixels
   meta = {'wb_gains': np.array([2.0, 1.0, 1.5], np.float32),
           'cam_to_srgb': np.eye(3, dtype=np.float32)}
-  for split, folder, count in (('anchor', 'anchor-raw-rggb', 3),
-                               ('test', 'raw-rggb', 3)):
-    for i in range(count):
-      name = f'{split}-{i}_{"AB"[i % 2]}'
-      a = _scene(rng)
-      boxes = chart if split == 'anchor' and i < 2 else np.zeros((0, 4))
-      for camera, image in zip(CAMERAS, (a, _camera_b(a))):
-        _write(root / 'paired' / camera / folder, name, image,
-               dict(meta, chart_boxes=boxes))
-  for camera in CAMERAS:
-    for i in range(4):
-      a = _scene(rng)
-      _write(root / 'unpaired' / camera / 'raw-rggb', f'u-{i}',
-             a if camera == CAMERAS[0] else _camera_b(a))
-  (root / 'dataset.json').write_text(json.dumps(
-      {'cameras': [{'slug': c} for c in CAMERAS]}))
+
+  def paired_meta(split, i, image):
+    del image
+    boxes = chart if split == 'anchor' and i < 2 else np.zeros((0, 4))
+    return dict(meta, chart_boxes=boxes)
+
+  helpers.write_raw2raw(root, lambda: _scene(rng),
+                        paired={'anchor': 3, 'test': 3}, unpaired=4,
+                        paired_meta=paired_meta)
   return root
 
 
 def _small(variant, root):
   """The variant's config on the tiny dataset with a 2-level U-Net."""
-  config = CONFIGS.get_config(variant)
-  config.data.root = str(root)
-  config.data.patch_size = 16
-  config.data.num_workers = 1
-  config.model.features = 4
-  config.model.levels = 2
-  config.eval.num_grid_images = 2
+  config = helpers.tiny_config(CONFIGS, variant, root, grid_images=2,
+                               patch_size=16)
+  config.model.update(features=4, levels=2)
   config.inference.postfit_size = 16
   return config
 
 
 def test_configs_build_and_reject_typos():
-  paper = CONFIGS.get_config()
-  quick = CONFIGS.get_config('quick')
-  assert paper.method == quick.method == 'raw2raw_semi'
+  paper, quick = helpers.paper_and_quick(CONFIGS, 'raw2raw_semi')
   # The paper's settings.
   assert (paper.optim.learning_rate, paper.optim.b1, paper.optim.b2) == (
       1e-4, 0.9, 0.999)
@@ -111,14 +79,9 @@ def test_configs_build_and_reject_typos():
   assert paper.loss.reconstruction == paper.loss.anchor == (
       paper.loss.mapping) == 1.0
   assert paper.optim.schedule == 'constant'
-  for config in (paper, quick):
-    config.lock()  # as config_flags(lock_config=True) does
-    with pytest.raises(AttributeError, match='patch_sizee'):
-      config.data.patch_sizee = 64
-    with pytest.raises(AttributeError, match='num_step'):
-      config.train.num_step = 5
-  with pytest.raises(ValueError, match="unknown variant 'fast'"):
-    CONFIGS.get_config('fast')
+  helpers.assert_configs_reject_typos(
+      CONFIGS, (paper, quick),
+      {'data.patch_sizee': 64, 'train.num_step': 5})
 
 
 def test_bad_settings_are_named(dataset):
@@ -149,8 +112,8 @@ def test_train_data_is_aligned_and_resumable(dataset):
     assert batch[key].shape == (count, 16, 16, 4)
     assert batch[key].dtype == np.float32
   # Both sides of an anchor pair get the same crop and augmentation.
-  np.testing.assert_allclose(batch['anchor_b'], _camera_b(batch['anchor_a']),
-                             atol=1e-6)
+  np.testing.assert_allclose(batch['anchor_b'],
+                             helpers.camera_b(batch['anchor_a']), atol=1e-6)
   with data.iterate(start_step=3) as resumed:
     again = next(resumed)
   for key in batch:
@@ -169,16 +132,6 @@ def test_train_data_is_aligned_and_resumable(dataset):
   assert one.batch(0)['anchor_a'].shape == (4, 16, 16, 4)
 
 
-def _replicate(tree, n):
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)),
-                      tree)
-
-
-def _shard(batch, n):
-  return {k: v.reshape(n, v.shape[0] // n, *v.shape[1:])
-          for k, v in batch.items()}
-
-
 @pytest.mark.parametrize('variant', ['', 'quick'])
 def test_one_step_per_config(dataset, variant):
   config = _small(variant, dataset)
@@ -192,36 +145,28 @@ def test_one_step_per_config(dataset, variant):
   assert len(steps) == 1
   batch = method.make_data(config, split='train', process_index=0,
                            process_count=1).batch(0)
-  devices = jax.local_devices()[:4]
-  assert len(devices) == 4
-  p_step = jax.pmap(steps[0], axis_name='batch', devices=devices)
-  rngs = jnp.stack([jax.random.PRNGKey(1)] * 4)
-  new, metrics = p_step(_replicate(state, 4), _shard(batch, 4), rngs)
-  metrics = jax.tree.map(np.asarray, metrics)
-  for key in ('loss', 'loss_reconstruction', 'loss_anchor', 'loss_mapping',
-              'grad_norm', 'param_norm', 'update_norm',
-              'anchor_psnr_a_to_b', 'anchor_psnr_b_to_a'):
-    assert np.all(np.isfinite(metrics[key])), key
-    np.testing.assert_allclose(metrics[key], metrics[key][0], rtol=1e-6)
+  devices = helpers.four_devices()
+  new, metrics = helpers.pmap_step(steps[0], state, batch, devices=devices)
+  metrics = helpers.assert_replicas_agree(
+      metrics, ('loss', 'loss_reconstruction', 'loss_anchor', 'loss_mapping',
+                'grad_norm', 'param_norm', 'update_norm',
+                'anchor_psnr_a_to_b', 'anchor_psnr_b_to_a'), rtol=1e-6)
   np.testing.assert_allclose(
       metrics['loss'][0], metrics['loss_reconstruction'][0] +
       metrics['loss_anchor'][0] + metrics['loss_mapping'][0], rtol=1e-5)
-  changed = jax.tree.map(lambda a, b: float(np.abs(a[0] - b).max()),
-                         new['params'], state['params'])
-  assert all(c > 0 for c in jax.tree.leaves(changed))
+  helpers.assert_every_parameter_moved(new, state)
   if variant == 'quick':
     # One device on the whole batch gives the same loss and parameters:
     # the per-device losses are means over equal shares (float32
     # summation order only).
-    one = jax.pmap(steps[0], axis_name='batch', devices=devices[:1])
-    single, single_metrics = one(_replicate(state, 1), _shard(batch, 1),
-                                 rngs[:1])
+    single, single_metrics = helpers.pmap_step(steps[0], state, batch,
+                                               devices=devices[:1])
     np.testing.assert_allclose(single_metrics['loss'][0],
                                metrics['loss'][0], rtol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(
         a[0], b[0], rtol=1e-4, atol=1e-6), single['params'], new['params'])
   # The evaluation of this state (tiny dataset): tables and grids.
-  host = jax.tree.map(lambda x: np.asarray(x[0]), new)
+  host = helpers.unreplicate(new)
   if variant == '':
     return
   workdir = dataset.parent / f'eval-{variant or "paper"}'
@@ -277,10 +222,9 @@ def test_loss_switches_drop_terms(dataset):
   config.loss.update(reconstruction=0.0, anchor=0.0)  # Table 1: only L_m
   state = raw2raw_semi.init(config, jax.random.PRNGKey(0))
   batch = raw2raw_semi.make_data(config).batch(0)
-  step = jax.pmap(raw2raw_semi.make_steps(config)[0], axis_name='batch',
-                  devices=jax.local_devices()[:1])
-  _, metrics = step(_replicate(state, 1), _shard(batch, 1),
-                    jnp.stack([jax.random.PRNGKey(0)]))
+  _, metrics = helpers.pmap_step(raw2raw_semi.make_steps(config)[0], state,
+                                 batch, devices=jax.local_devices()[:1],
+                                 seed=0)
   assert 'loss_anchor' not in metrics and 'loss_reconstruction' not in metrics
   np.testing.assert_allclose(metrics['loss'], metrics['loss_mapping'])
 
