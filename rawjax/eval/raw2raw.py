@@ -40,7 +40,7 @@ from rawjax.eval import scoring
 from rawjax.isp import color
 
 __all__ = [
-    'DIRECTIONS', 'METRICS', 'anchor_indices', 'apply_mapping', 'calibrated',
+    'check_cameras', 'check_dataset_root', 'DIRECTIONS', 'METRICS', 'anchor_indices', 'apply_mapping', 'calibrated',
     'calibration_fits', 'camera_names', 'chart_mae', 'chart_means',
     'direction_table', 'fda', 'fit_global', 'flat_scores', 'load_pairs',
     'pair_scorer', 'pooled_fit', 'require_train_split',
@@ -304,3 +304,33 @@ def write_direction_grid(path: str | os.PathLike[str],
             f'|3x3 - target| x {gain:g}']
   eval_images.write_image_rows(path, rows, column_titles=titles,
                                row_labels=[p['name'] for p in pairs[:count]])
+
+
+def check_dataset_root(config: Any, *, paired_splits: Sequence[str] = (
+    'anchor', 'test')) -> None:
+  """At start: `config.data.root`, when set, is a raw2raw dataset.
+
+  Opens (lists, reads nothing) the unpaired folder of both cameras and the
+  paired `paired_splits`, so a wrong folder is named before any work.
+  """
+  from rawjax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  def layout(root):
+    cameras = camera_names(config.data.cameras, root)
+    for camera in cameras:
+      raw2raw_data.Raw2RawUnpaired(root, camera=camera)
+    for split in paired_splits:
+      raw2raw_data.Raw2RawPaired(root, split=split, cameras=cameras)
+
+  config_lib.check_existing_path(
+      config, 'data.root', what='the raw2raw dataset: paired/, unpaired/',
+      layout=layout)
+
+
+def check_cameras(config: Any) -> None:
+  """At start: `config.data.cameras` is () or two camera folder names."""
+  from rawjax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  cameras = tuple(config.data.cameras or ())
+  if cameras and len(cameras) != 2:
+    raise config_lib.ConfigError('data.cameras', cameras,
+                                 'two camera folder names (A, B), or ()')

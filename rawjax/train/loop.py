@@ -2,7 +2,10 @@
 
 `train_and_evaluate(config, workdir)`:
 
- 1. validates the config and looks up `config.method` in the registry;
+ 1. validates the config, looks up `config.method` in the registry and
+    runs the method's start-up checks (`config.check_at_start`: values,
+    batches against the devices and processes, model names, data paths
+    and their layout) before any data is simulated or read;
  2. builds the state with `method.init(config, jax.random.PRNGKey(seed))`
     and, if `workdir/checkpoints` has one, restores the newest checkpoint
     that verifies into it (resume);
@@ -493,8 +496,10 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
   Raises:
     TrainingDivergedError: more than `config.train.max_bad_steps` updates
       were non-finite (the checkpoints keep the last good state).
-    ValueError: bad config values, or a checkpoint that does not match the
-      state the config builds.
+    ConfigError: (a ValueError, `rawjax.train.config`) a bad config value,
+      raised before any data is simulated or read.
+    ValueError: a checkpoint that does not match the state the config
+      builds.
     CheckpointSaveError: a checkpoint could not be written (full disk,
       permission, I/O error); the earlier checkpoints are intact.
     CheckpointCorruptError: no checkpoint in the workdir verifies (the bad
@@ -502,6 +507,14 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
   """
   config_lib.validate_config(config)
   method = get_method(config.method)
+  parallel = parallel_lib.Parallel(
+      config.parallel.mode,
+      devices=parallel_lib.devices_from_config(config))
+  # Before anything is simulated or read (init and make_data may simulate
+  # a dataset for a minute): the method's checks, with the devices and
+  # processes the global batches must split over.
+  config_lib.check_at_start(config, num_devices=parallel.local_device_count,
+                            num_processes=jax.process_count())
   workdir = pathlib.Path(workdir)
   is_main = jax.process_index() == 0
   if is_main:
@@ -509,9 +522,6 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
     if hasattr(config, 'to_json_best_effort'):
       (workdir / 'config.json').write_text(
           config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
-  parallel = parallel_lib.Parallel(
-      config.parallel.mode,
-      devices=parallel_lib.devices_from_config(config))
   host_state = _initial_host_state(method, config)
   with contextlib.ExitStack() as stack:
     writer = MetricWriter(workdir, enabled=is_main,

@@ -373,11 +373,13 @@ def test_config_typo_on_the_command_line_names_the_key():
 
 
 @pytest.mark.parametrize('key,value,message', [
-    ('parallel.mode', 'pamp', r"config.parallel.mode must be one of \('pmap'"),
-    ('train.num_steps', 0, 'config.train.num_steps must be an int >= 1'),
+    ('parallel.mode', 'pamp',
+     r"config.parallel.mode='pamp' must be one of \('pmap'"),
+    ('train.num_steps', 0, 'config.train.num_steps=0 must be an int >= 1'),
     ('train.max_bad_steps', -1, 'config.train.max_bad_steps'),
     ('checkpoint.every_steps', 1.5, 'config.checkpoint.every_steps'),
-    ('logging.tensorboard', 'yes', 'config.logging.tensorboard must be True'),
+    ('logging.tensorboard', 'yes',
+     "config.logging.tensorboard='yes' must be True or False"),
     ('method', '', 'config.method must name'),
 ])
 def test_validate_config_names_bad_values(key, value, message):

@@ -6,38 +6,111 @@ The generator and discriminator of `config.model` and the Adam of
 
 from __future__ import annotations
 
+import json
+
 import optax
 
+from rawjax.eval import raw2raw as raw2raw_eval
 from rawjax.models import cstpp
-from rawjax.train.config import check_choice
+from rawjax.train import config as config_lib
 
-__all__ = ['adam', 'check_config', 'discriminator_model', 'generator_model']
+__all__ = ['adam', 'check_adapt_start', 'check_config', 'check_start',
+           'discriminator_model', 'generator_model']
+
+_SECTIONS = ('model', 'data', 'optim', 'loss', 'eval')
 
 
-def check_config(config) -> None:
+def check_config(config, *, num_devices: int | None = None,
+                 num_processes: int | None = None) -> None:
   """Values this method relies on, checked with the key named.
 
+  Cheap (no file is touched), so every entry point runs it. With
+  `num_devices` and `num_processes` (the loop's), `data.batch_size` must
+  split over them.
+
   Raises:
-    ValueError: a section is missing or a value is out of range.
+    ConfigError: a section is missing or a value is out of range.
   """
-  for section in ('model', 'data', 'optim', 'loss', 'eval'):
-    if section not in config:
-      raise ValueError(f'config has no {section!r} section; start from '
-                       'configs/raw2raw_cstpp.py.')
-  m = config.model
-  check_choice(m.sharing, cstpp.SHARING_MODES, 'model.sharing')
-  check_choice(m.discriminator, ('official', 'patchgan'), 'model.discriminator')
-  check_choice(m.transform, cstpp.TRANSFORMS, 'model.transform')
-  check_choice(config.optim.clip, ('per_network', 'union'), 'optim.clip')
-  data = config.data
-  multiple = 32 * m.downsample
-  if data.patch_size % multiple or data.patch_size < 32:
-    raise ValueError(f'config.data.patch_size={data.patch_size} must be a '
-                     f'multiple of 32 * config.model.downsample = {multiple} '
-                     '(and >= 32 for the discriminator).')
-  if data.batch_size < 1 or data.pool_size < 0:
-    raise ValueError('config.data.batch_size must be >= 1 and '
-                     'config.data.pool_size >= 0.')
+  config_lib.check_sections(config, _SECTIONS,
+                            start_from='configs/raw2raw_cstpp.py')
+  config_lib.check_choice(config, 'model.sharing', cstpp.SHARING_MODES)
+  config_lib.check_choice(config, 'model.discriminator',
+                          ('official', 'patchgan'))
+  config_lib.check_choice(config, 'model.transform', cstpp.TRANSFORMS)
+  config_lib.check_choice(config, 'optim.clip', ('per_network', 'union'))
+  downsample = config_lib.check_int(config, 'model.downsample', minimum=1)
+  config_lib.check_multiple(
+      config, 'data.patch_size', of=32 * downsample, minimum=32,
+      why=f'32 * config.model.downsample, the generator\'s downsampling, '
+      'and >= 32 for the discriminator; packed pixels, so whole 2x2 CFA '
+      'cells')
+  config_lib.check_batch_divisible(config, 'data.batch_size',
+                                   devices=num_devices,
+                                   processes=num_processes)
+  config_lib.check_int(config, 'data.pool_size', minimum=0)
+  raw2raw_eval.check_cameras(config)
+  config_lib.check_simulation(config)
+  for key in ('optim.generator_lr', 'optim.discriminator_lr',
+              'optim.clip_norm'):
+    config_lib.check_positive(config, key)
+  for key in ('cycle', 'identity', 'gan'):
+    config_lib.check_non_negative(config, f'loss.{key}')
+
+
+@config_lib.register_start_check('cycle_gan')
+def check_start(config, *, num_devices: int | None,
+                num_processes: int | None) -> None:
+  """`check_config` with the loop's devices, and `data.root`'s layout."""
+  check_config(config, num_devices=num_devices, num_processes=num_processes)
+  raw2raw_eval.check_dataset_root(config, paired_splits=('test',))
+
+
+@config_lib.register_start_check('cstpp_adapt')
+def check_adapt_start(config, *, num_devices: int | None,
+                      num_processes: int | None) -> None:
+  """The cross-camera ISP experiment (configs/cstpp_adapt.py) at start.
+
+  The CSTPP sections as `check_config` (they must match the CSTPP run; its
+  batch is not this run's), the `adapt` section (the ISP model and its
+  patch, batch, rate) and the two paths: the CSTPP workdir (with
+  checkpoints) and `data.root`.
+  """
+  check_config(config)
+  config_lib.check_sections(config, ('adapt',),
+                            start_from='configs/cstpp_adapt.py')
+  options = config.adapt.isp_options
+  try:
+    options = json.loads(options) if isinstance(options, str) else None
+  except ValueError:
+    options = None
+  if not isinstance(options, dict):
+    raise config_lib.ConfigError(
+        'adapt.isp_options', config.adapt.isp_options,
+        'a JSON object of the ISP model\'s options, e.g. '
+        '\'{"features": 8, "levels": 2, "out_channels": 3}\'')
+  network = config_lib.check_model(
+      {'adapt': {'isp_options': options}}, 'adapt.isp_options',
+      name=config_lib.check_choice(
+          config, 'adapt.isp_model',
+          _registered_models()))
+  factor, why = config_lib.model_multiple(network)
+  config_lib.check_multiple(
+      config, 'adapt.patch_size', of=factor,
+      why=f'{why}; packed pixels, so whole 2x2 CFA cells')
+  config_lib.check_batch_divisible(config, 'adapt.batch_size',
+                                   devices=num_devices,
+                                   processes=num_processes)
+  config_lib.check_positive(config, 'adapt.learning_rate')
+  config_lib.check_existing_path(
+      config, 'adapt.cstpp_workdir', required=True,
+      what='the workdir of a CSTPP training run',
+      layout=config_lib.checkpoints_layout)
+  raw2raw_eval.check_dataset_root(config, paired_splits=())
+
+
+def _registered_models() -> tuple[str, ...]:
+  from rawjax import models  # pylint: disable=g-import-not-at-top
+  return models.model_names()
 
 
 def generator_model(config, *, train_axis: str | None = None,

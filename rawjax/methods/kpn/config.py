@@ -1,55 +1,77 @@
 """The kernel-prediction ISP's config checks and network (configs/kpn_isp.py).
 
 `check_config` runs at every entry point, so a bad setting fails before
-anything is compiled, naming the key.
+anything is compiled, naming the key; `check_start` (registered with
+`rawjax.train.config`) adds the loop's devices and `data.root`'s layout,
+before any data is simulated or read.
 """
 
 from __future__ import annotations
 
 from rawjax import models
+from rawjax.train import config as config_lib
 
-__all__ = ['check_config', 'kpn_model']
+__all__ = ['check_config', 'check_start', 'kpn_model']
 
 _SECTIONS = ('model', 'data', 'optim', 'loss', 'eval')
 
 
-def check_config(config, *, process_count: int = 1) -> None:
-  """Raises ValueError naming the first bad key of a kpn_isp config.
+def check_config(config, *, process_count: int = 1,
+                 num_devices: int | None = None,
+                 num_processes: int | None = None) -> None:
+  """Raises ConfigError naming the first bad key of a kpn_isp config.
 
-  Checks the sections, the patch size (a multiple of the U-Net's
-  2**levels, and SSIM's 11-pixel window when weighted), the batch (an int
-  that splits over `process_count` processes) and the loss weights (>= 0,
-  not both 0).
+  Checks the sections, the model (the registered 'kpn'), the patch size (a
+  multiple of the U-Net's 2**levels, and SSIM's 11-pixel window when
+  weighted), the batch (an int that splits over `num_devices` x
+  `num_processes` when given, else over `process_count` processes), the
+  learning rate, the schedule and the loss weights (>= 0, not both 0).
+  Cheap (no file is touched), so every entry point runs it.
   """
-  for section in _SECTIONS:
-    if section not in config:
-      raise ValueError(f'config has no {section!r} section; start from '
-                       'configs/kpn_isp.py.')
-  data = config.data
-  # The U-Net predictor halves the packed patch `levels` times.
-  multiple = 2**int(config.model.get('levels', 3))
-  if data.patch_size % multiple or data.patch_size <= 0:
-    raise ValueError(f'config.data.patch_size={data.patch_size} must be a '
-                     f'positive multiple of 2**config.model.levels = '
-                     f'{multiple} (packed pixels).')
-  if (isinstance(data.batch_size, bool) or not isinstance(data.batch_size, int)
-      or data.batch_size < 1):
-    raise ValueError(f'config.data.batch_size must be an int >= 1, got '
-                     f'{data.batch_size!r}.')
-  if data.batch_size % process_count:
-    raise ValueError(f'config.data.batch_size={data.batch_size} does not '
-                     f'split over {process_count} processes.')
+  config_lib.check_sections(config, _SECTIONS, start_from='configs/kpn_isp.py')
+  network = config_lib.check_model(config, 'model')
+  if not isinstance(network, models.KPN):
+    raise config_lib.ConfigError(
+        'model.name', message=f'config.model.name={config.model.name!r}: '
+        "kpn_isp trains the kernel-prediction ISP ('kpn').")
+  factor, why = config_lib.model_multiple(network)
+  patch = config_lib.check_multiple(
+      config, 'data.patch_size', of=factor,
+      why=f'{why}; packed pixels, so whole 2x2 CFA cells')
+  if num_devices is None:
+    num_devices, num_processes = 1, process_count
+  config_lib.check_batch_divisible(config, 'data.batch_size',
+                                   devices=num_devices,
+                                   processes=num_processes)
+  config_lib.check_simulation(config)
+  config_lib.check_warmup_cosine(config)
   for key in ('l1', 'ssim'):
-    if config.loss[key] < 0:
-      raise ValueError(f'config.loss.{key} must be >= 0, got '
-                       f'{config.loss[key]!r}.')
+    config_lib.check_non_negative(config, f'loss.{key}')
   if not (config.loss.l1 or config.loss.ssim):
-    raise ValueError('config.loss.l1 and config.loss.ssim are both 0: '
-                     'nothing to train.')
-  if config.loss.ssim and 2 * data.patch_size < 11:
-    raise ValueError(f'config.loss.ssim needs sRGB patches of at least 11 '
-                     f'pixels (the SSIM window); config.data.patch_size='
-                     f'{data.patch_size} gives {2 * data.patch_size}.')
+    raise config_lib.ConfigError(
+        'loss', message='config.loss.l1 and config.loss.ssim are both 0: '
+        'nothing to train.')
+  if config.loss.ssim and 2 * patch < 11:
+    raise config_lib.ConfigError(
+        'data.patch_size', patch, 'at least 6 when config.loss.ssim > 0 '
+        '(sRGB patches of 2 x patch_size pixels must hold the 11-pixel SSIM '
+        'window)')
+
+
+@config_lib.register_start_check('kpn_isp')
+def check_start(config, *, num_devices: int | None,
+                num_processes: int | None) -> None:
+  """`check_config` with the loop's devices, and `data.root`'s layout."""
+  from rawjax.data.datasets.kpn_pairs import PairFolder  # pylint: disable=g-import-not-at-top
+  check_config(config, num_devices=num_devices, num_processes=num_processes)
+
+  def layout(root):
+    for split in dict.fromkeys(('train', config.eval.split)):
+      PairFolder(root, split=split)
+
+  config_lib.check_existing_path(
+      config, 'data.root', layout=layout,
+      what='aligned pairs: train/ and test/ folders of .npz')
 
 
 def kpn_model(config) -> models.KPN:

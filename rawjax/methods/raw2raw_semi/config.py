@@ -10,47 +10,64 @@ from __future__ import annotations
 import optax
 
 from rawjax import models
+from rawjax.eval import raw2raw as raw2raw_eval
 from rawjax.methods.raw2raw_semi import objective
-from rawjax.train.config import check_choice
+from rawjax.train import config as config_lib
 from rawjax.train.steps import warmup_cosine_schedule
 
-__all__ = ['LOSS_TERMS', 'check_config', 'loss_weights', 'model', 'optimizer']
+__all__ = ['LOSS_TERMS', 'check_config', 'check_start', 'loss_weights',
+           'model', 'optimizer']
 
 # The config.loss weights, in the order of eq. 6.
 LOSS_TERMS = ('reconstruction', 'anchor', 'mapping')
+_START_FROM = 'configs/raw2raw_semi.py'
+_SECTIONS = ('model', 'data', 'optim', 'loss', 'inference', 'eval')
 
 
-def check_config(config) -> None:
+def check_config(config, *, num_devices: int | None = None,
+                 num_processes: int | None = None) -> None:
   """Values this method relies on, checked with the key named.
 
+  Cheap (no file is touched), so every entry point runs it. With
+  `num_devices` and `num_processes` (the loop's), the global batches must
+  split over them.
+
   Raises:
-    ValueError: a section is missing or a value is out of range.
+    ConfigError: a section is missing or a value is out of range.
   """
-  for section in ('model', 'data', 'optim', 'loss', 'inference', 'eval'):
-    if section not in config:
-      raise ValueError(f'config has no {section!r} section; start from '
-                       'configs/raw2raw_semi.py.')
-  data = config.data
-  levels = int(config.model.get('levels', 4))
-  multiple = 2**levels
-  if data.patch_size % multiple or data.patch_size <= 0:
-    raise ValueError(f'config.data.patch_size={data.patch_size} must be a '
-                     f'positive multiple of 2**config.model.levels = '
-                     f'{multiple}.')
-  for key in ('unpaired_batch', 'anchor_batch'):
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-      raise ValueError(f'config.data.{key} must be an int >= 1, got '
-                       f'{value!r}.')
-  check_choice(config.loss.reduction, objective.REDUCTIONS, 'loss.reduction')
+  config_lib.check_sections(config, _SECTIONS, start_from=_START_FROM)
+  network = config_lib.check_model(config, 'model')
+  factor, why = config_lib.model_multiple(network)
+  config_lib.check_multiple(
+      config, 'data.patch_size', of=factor,
+      why=f'{why}; packed pixels, so whole 2x2 CFA cells')
+  for key in ('data.unpaired_batch', 'data.anchor_batch'):
+    config_lib.check_batch_divisible(config, key, devices=num_devices,
+                                     processes=num_processes)
+  config_lib.check_int(config, 'data.num_anchors', minimum=0)
+  raw2raw_eval.check_cameras(config)
+  config_lib.check_simulation(config)
+  config_lib.check_warmup_cosine(config)
+  config_lib.check_choice(config, 'loss.reduction', objective.REDUCTIONS)
+  for key in LOSS_TERMS:
+    config_lib.check_non_negative(config, f'loss.{key}')
   weights = [config.loss[k] for k in LOSS_TERMS]
-  if any(w < 0 for w in weights) or not any(weights):
-    raise ValueError('config.loss.{reconstruction,anchor,mapping} must be '
-                     f'>= 0 and not all 0, got {weights}.')
-  check_choice(config.model_init, ('independent', 'shared'), 'model_init')
-  check_choice(config.eval.calibration, ('chart', 'pixels'), 'eval.calibration')
-  check_choice(config.eval.delta_e, ('auto', 'metadata', 'srgb'),
-               'eval.delta_e')
+  if not any(weights):
+    raise config_lib.ConfigError(
+        'loss', message='config.loss.{reconstruction,anchor,mapping} must '
+        f'be >= 0 and not all 0, got {weights}.')
+  config_lib.check_choice(config, 'model_init', ('independent', 'shared'))
+  config_lib.check_choice(config, 'eval.calibration', ('chart', 'pixels'))
+  config_lib.check_choice(config, 'eval.delta_e',
+                          ('auto', 'metadata', 'srgb'))
+
+
+@config_lib.register_start_check('raw2raw_semi')
+def check_start(config, *, num_devices: int | None,
+                num_processes: int | None) -> None:
+  """`check_config` with the loop's devices, and `data.root`'s layout."""
+  check_config(config, num_devices=num_devices, num_processes=num_processes)
+  raw2raw_eval.check_dataset_root(config)
 
 
 def loss_weights(config) -> dict[str, float]:

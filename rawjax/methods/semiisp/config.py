@@ -14,11 +14,11 @@ from typing import Any
 from rawjax.data.simulated.semiisp import TASKS
 from rawjax.methods.semiisp.objective import ISP_LOSSES, TARGET_LOSSES
 from rawjax.models import pqdynamic_net
-from rawjax.train.config import check_choice
+from rawjax.train import config as config_lib
 
 __all__ = [
     'GENERATORS', 'NOISE_LEVELS', 'PHASES', 'SAMPLINGS', 'TASKS',
-    'check_config', 'fine_tuning', 'phase_config', 'phase_steps',
+    'check_config', 'check_start', 'fine_tuning', 'phase_config', 'phase_steps',
 ]
 
 PHASES = ('isp', 'semi', 'supervised')
@@ -29,47 +29,106 @@ _SECTIONS = ('model', 'isp_model', 'data', 'isp', 'pseudo', 'semi',
              'supervised', 'eval')
 
 
-def check_config(config) -> None:
-  """Raises ValueError naming the key of a setting SemiISP cannot run."""
-  for section in _SECTIONS:
-    if section not in config:
-      raise ValueError(f'config has no {section!r} section; start from '
-                       'configs/semiisp_fivek.py.')
-  check_choice(config.phase, PHASES, 'phase')
-  check_choice(config.task, TASKS, 'task')
-  check_choice(config.pseudo.generator, GENERATORS, 'pseudo.generator')
-  check_choice(config.pseudo.sampling, SAMPLINGS, 'pseudo.sampling')
-  check_choice(config.pseudo.noise_levels, NOISE_LEVELS,
-               'pseudo.noise_levels')
-  check_choice(config.pseudo.inverse_variant, pqdynamic_net.VARIANTS,
-               'pseudo.inverse_variant')
-  check_choice(config.isp.loss, ISP_LOSSES, 'isp.loss')
+def check_config(config, *, num_devices: int | None = None,
+                 num_processes: int | None = None) -> None:
+  """Raises ConfigError naming the key of a setting SemiISP cannot run.
+
+  Cheap (no file is touched), so every entry point runs it. With
+  `num_devices` and `num_processes` (the loop's), the batches of the
+  phase being trained must split over them.
+  """
+  config_lib.check_sections(config, _SECTIONS,
+                            start_from='configs/semiisp_fivek.py')
+  config_lib.check_choice(config, 'phase', PHASES)
+  config_lib.check_choice(config, 'task', TASKS)
+  config_lib.check_choice(config, 'pseudo.generator', GENERATORS)
+  config_lib.check_choice(config, 'pseudo.sampling', SAMPLINGS)
+  config_lib.check_choice(config, 'pseudo.noise_levels', NOISE_LEVELS)
+  config_lib.check_choice(config, 'pseudo.inverse_variant',
+                          pqdynamic_net.VARIANTS)
+  config_lib.check_choice(config, 'isp.loss', ISP_LOSSES)
   for section in ('semi', 'supervised'):
-    check_choice(config[section].loss, TARGET_LOSSES, f'{section}.loss')
+    config_lib.check_choice(config, f'{section}.loss', TARGET_LOSSES)
   if config.task == 'enhance' and config.pseudo.generator == 'upi':
-    raise ValueError("config.pseudo.generator='upi' makes raw images from "
-                     "sRGB; it has no meaning for the enhancement task "
-                     "(config.task='enhance').")
-  batches = {'isp.batch': config.isp.batch,
-             'semi.real_batch': config.semi.real_batch,
-             'semi.pseudo_batch': config.semi.pseudo_batch,
-             'supervised.batch': config.supervised.batch}
-  for key, value in batches.items():
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-      raise ValueError(f'config.{key} must be an int >= 1, got {value!r}.')
+    raise config_lib.ConfigError(
+        'pseudo.generator', message="config.pseudo.generator='upi' makes "
+        'raw images from sRGB; it has no meaning for the enhancement task '
+        "(config.task='enhance').")
+  # One config holds all three phases, and the comparison driver trains
+  # them all from it: the target model of phases 2-3 must take its patches
+  # whatever the phase of this run.
+  target = config_lib.check_model(config, 'model')
+  config_lib.check_model(config, 'isp_model', name='pqdynamic_net')
+  factor, why = config_lib.model_multiple(target)
+  config_lib.check_multiple(
+      config, 'data.patch_size', of=factor, allow_zero=True,
+      why=f'{why}, the target model of phases 2 and 3 (config.model)')
+  config_lib.check_simulation(config, scenes=False)
+  phase_batches = {'isp': ('isp.batch',),
+                   'semi': ('semi.real_batch', 'semi.pseudo_batch'),
+                   'supervised': ('supervised.batch',)}
+  for phase, keys in phase_batches.items():
+    for key in keys:
+      if phase == config.phase:
+        config_lib.check_batch_divisible(config, key, devices=num_devices,
+                                         processes=num_processes)
+      else:
+        config_lib.check_int(config, key, minimum=1)
+  for key in ('isp.learning_rate', 'semi.learning_rate',
+              'supervised.learning_rate', 'supervised.finetune_learning_rate'):
+    config_lib.check_positive(config, key)
+  for key in ('isp.num_steps', 'semi.num_steps', 'supervised.num_steps',
+              'supervised.finetune_steps'):
+    config_lib.check_int(config, key, minimum=1)
   if config.isp.memory_size < config.isp.batch:
-    raise ValueError(f'config.isp.memory_size={config.isp.memory_size} must '
-                     f'hold at least one batch (isp.batch='
-                     f'{config.isp.batch}).')
-  if config.semi.beta <= 0:
-    raise ValueError(f'config.semi.beta must be > 0, got {config.semi.beta}.')
+    raise config_lib.ConfigError(
+        'isp.memory_size', config.isp.memory_size,
+        f'at least one batch (config.isp.batch={config.isp.batch})')
+  config_lib.check_positive(config, 'semi.beta')
   low, high = config.pseudo.shot_range
   if not 0.0 < low < high:
-    raise ValueError('config.pseudo.shot_range must satisfy 0 < low < high, '
-                     f'got {tuple(config.pseudo.shot_range)}.')
-  if config.pseudo.shot_max < 0 or config.pseudo.read_max < 0:
-    raise ValueError('config.pseudo.shot_max and read_max must be >= 0, got '
-                     f'{config.pseudo.shot_max} and {config.pseudo.read_max}.')
+    raise config_lib.ConfigError(
+        'pseudo.shot_range', tuple(config.pseudo.shot_range),
+        'a pair (low, high) with 0 < low < high',
+        message='config.pseudo.shot_range must satisfy 0 < low < high, got '
+        f'{tuple(config.pseudo.shot_range)}.')
+  for key in ('pseudo.shot_max', 'pseudo.read_max'):
+    config_lib.check_non_negative(config, key)
+
+
+def _arrays_layout(config):
+  """The prepared-arrays files this phase opens (listed, not read)."""
+  from rawjax.data.datasets import arrays  # pylint: disable=g-import-not-at-top
+  names = ['labelled_raw', 'labelled_srgb', 'test_raw', 'test_srgb']
+  if config.phase == 'semi':
+    names.append('unlabelled_srgb')
+
+  def layout(root):
+    arrays.check_prepared(root)
+    missing = [f'{n}.npy' for n in names if not (root / f'{n}.npy').is_file()]
+    if missing:
+      raise FileNotFoundError(f'the prepared dataset lacks {missing}')
+  return layout
+
+
+@config_lib.register_start_check('semiisp')
+def check_start(config, *, num_devices: int | None,
+                num_processes: int | None) -> None:
+  """`check_config` with the loop's devices, `data.root`'s layout and the
+  workdirs this phase restores from (they must hold checkpoints)."""
+  check_config(config, num_devices=num_devices, num_processes=num_processes)
+  config_lib.check_existing_path(
+      config, 'data.root', layout=_arrays_layout(config),
+      what='FiveK / LoL arrays prepared by rawjax.data.datasets.fivek.'
+      'prepare_fivek or lol.prepare_lol')
+  if config.phase == 'semi' and config.pseudo.generator != 'upi':
+    config_lib.check_existing_path(
+        config, 'pseudo.isp_workdir', required=True,
+        what="phase 1's workdir", layout=config_lib.checkpoints_layout)
+  if config.phase == 'supervised' and config.supervised.init_from:
+    config_lib.check_existing_path(
+        config, 'supervised.init_from', what="phase 2's workdir",
+        layout=config_lib.checkpoints_layout)
 
 
 def phase_config(config, phase: str, **changes: Any):
@@ -79,7 +138,8 @@ def phase_config(config, phase: str, **changes: Any):
   'supervised'; fine-tuning: `supervised.finetune_steps`); keyword
   `changes` are dotted keys, e.g. `**{'supervised.init_from': path}`.
   """
-  check_choice(phase, PHASES, 'phase')
+  if phase not in PHASES:
+    raise config_lib.ConfigError('phase', phase, f'one of {PHASES}')
   new = copy.deepcopy(config)
   with new.unlocked():
     new.phase = phase
