@@ -108,10 +108,67 @@ def markdown_table(columns, rows) -> str:
   return '\n'.join(lines)
 
 
+def device_memory() -> dict | None:
+  """Peak and current bytes of the first accelerator, None on CPU.
+
+  From `Device.memory_stats()` (GPU and TPU backends); on CPU the process's
+  peak resident memory is what counts, and the driver (`run_all.py`) records
+  it per script.
+  """
+  if 'jax' not in sys.modules:
+    return None
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.local_devices()[0]
+  if device.platform == 'cpu':
+    return None
+  stats = device.memory_stats() or {}
+  return {key: stats[key] for key in ('peak_bytes_in_use', 'bytes_in_use',
+                                      'bytes_limit') if key in stats}
+
+
 def write_json(payload, path) -> None:
-  """Prints `payload` as indented JSON and writes it to `path`."""
+  """Prints `payload` as indented JSON and writes it to `path`.
+
+  On an accelerator the device's memory figures are added under
+  'device_memory'.
+  """
+  memory = device_memory()
+  if memory:
+    payload = {**payload, 'device_memory': memory}
   text = json.dumps(payload, indent=1)
   print(text)
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(text + '\n')
+
+
+def time_side_by_side(jax_fn, torch_fn, repeats: int) -> dict[str, float]:
+  """Median seconds of `jax_fn()` and `torch_fn()`, timed alternately.
+
+  Alternating the calls (jax, torch, jax, torch, ...) lets both see the same
+  machine load, so their ratio holds on a shared machine where the absolute
+  times drift. The first call of each is timed apart: for jax it includes
+  compilation (reported as compile_s = first - median); for torch it warms
+  the allocator and the oneDNN primitive caches. Every jax call waits for
+  its result with `jax.block_until_ready`; torch on CPU is synchronous.
+
+  Returns:
+    {'jax_s', 'jax_compile_s', 'torch_s', 'ratio'}: ratio = torch_s / jax_s,
+    i.e. > 1 where rawjax is faster.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  jax.block_until_ready(jax_fn())
+  jax_first = time.perf_counter() - start
+  torch_fn()
+  jax_runs, torch_runs = [], []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(jax_fn())
+    jax_runs.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    torch_fn()
+    torch_runs.append(time.perf_counter() - start)
+  jax_s, torch_s = float(np.median(jax_runs)), float(np.median(torch_runs))
+  return {'jax_s': jax_s, 'jax_compile_s': max(jax_first - jax_s, 0.0),
+          'torch_s': torch_s, 'ratio': torch_s / jax_s}

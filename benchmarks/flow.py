@@ -1,13 +1,13 @@
 """Flow and alignment timings: estimate_flow, PWC-Net forward, NCC search.
 
-    /tmp/venv/bin/python benchmarks/flow.py [--repeats 3] [--skip-pwc]
+    python benchmarks/flow.py [--repeats 3] [--sizes 256 512] [--skip-pwc]
+        [--json PATH]
 
-Prints a markdown table and JSON (also benchmarks/results/flow.json). The
-first call (compile + run) is reported apart from the median later run.
+Prints a markdown table and JSON (default benchmarks/results/flow.json).
+Compile time (first call - median later call) is reported apart from the
+median run time.
 """
 
-import argparse
-import json
 import pathlib
 import sys
 
@@ -16,28 +16,28 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _timing import time_call  # pylint: disable=wrong-import-position
+import _timing  # pylint: disable=wrong-import-position
 
 from rawjax import align  # pylint: disable=wrong-import-position
 from rawjax.models import flow, pwcnet  # pylint: disable=wrong-import-position
 
 
 def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--repeats', type=int, default=3)
+  parser = _timing.argument_parser(__doc__, 'flow', repeats=3)
+  parser.add_argument('--sizes', type=int, nargs='+', default=[256, 512])
   parser.add_argument('--skip-pwc', action='store_true')
   args = parser.parse_args()
   rng = np.random.default_rng(0)
   rows = []
 
   def add(name, shape, fn):
-    first, run = time_call(fn, args.repeats)
+    first, run = _timing.time_call(fn, args.repeats)
     rows.append({'component': name, 'shape': shape,
-                 'compile_plus_first_s': round(first - run, 3),
-                 'run_ms': round(run * 1e3, 1)})
+                 'compile_s': round(first - run, 3),
+                 'run_s': round(run, 4)})
     print(rows[-1], flush=True)
 
-  for size in (256, 512):
+  for size in args.sizes:
     a = jnp.asarray(rng.random((1, size, size, 3)), jnp.float32)
     b = jnp.roll(a, 3, axis=2)
     fn = jax.jit(flow.estimate_flow)
@@ -56,15 +56,11 @@ def main():
   windows = jnp.asarray(rng.random((16, 144, 144, 3)), jnp.float32)
   add('NCC search +-8 px', '16 patches 128x128x3',
       lambda: align.ncc_search(templates, windows))
-  print('\n| component | input | compile (s) | run (ms) |\n|---|---|---|---|')
-  for r in rows:
-    print(f"| {r['component']} | {r['shape']} | {r['compile_plus_first_s']} "
-          f"| {r['run_ms']} |")
-  out = pathlib.Path(__file__).resolve().parent / 'results' / 'flow.json'
-  out.parent.mkdir(exist_ok=True)
-  out.write_text(json.dumps({'backend': jax.default_backend(), 'rows': rows},
-                            indent=1))
-  print(json.dumps(rows))
+  print(_timing.markdown_table(
+      [('component', '{component}'), ('input', '{shape}'),
+       ('compile s', '{compile_s:.1f}'), ('run s', '{run_s:.3f}')], rows))
+  _timing.write_json({'benchmark': 'flow', 'backend': jax.default_backend(),
+                      'machine': _timing.machine(), 'rows': rows}, args.json)
 
 
 if __name__ == '__main__':
