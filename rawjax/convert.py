@@ -322,27 +322,43 @@ def convert_gcm(state_dict: StateDict, *, guide_features: int = 32,
   return _convert(state_dict, template, network='GCMModel')
 
 
-# --- VGG-19 (torchvision) ----------------------------------------------------------
+# --- VGG-19 / VGG-16 (torchvision) --------------------------------------------------
 
 
-def convert_vgg19(state_dict: StateDict, *,
-                  layer: str = 'relu5_4') -> dict[str, Any]:
-  """torchvision's `vgg19` state dict -> `rawjax.models.VGG19(layer)` params.
+def _convert_vgg(state_dict: StateDict, model, network: str) -> dict[str, Any]:
+  """torchvision's VGG state dict -> `model`'s params, up to its layer.
 
-  Only the convolutions up to `layer` are needed; later `features.*` and the
-  `classifier.*` keys are ignored. (`vgg19_bn` checkpoints are rejected:
-  their BatchNorm keys sit where plain VGG-19 has convolutions.)
+  Only the convolutions up to the model's `layer` are needed; later
+  `features.*` and the `classifier.*` keys are ignored. (`*_bn` checkpoints
+  are rejected: their BatchNorm keys sit where plain VGG has convolutions.)
   """
-  from rawjax.models.vgg import VGG19  # pylint: disable=g-import-not-at-top
-  template = _template(VGG19(layer=layer), (1, 32, 32, 3))
+  template = _template(model, (1, 32, 32, 3))
   needed = {flax_to_torch_key(p) for p, _, _ in _template_entries(template)}
+  last = max(int(k.split('.')[1]) for k in needed)
   pattern = re.compile(r'^(features\.\d+|classifier\.\d+)\.(weight|bias)$')
 
   def ignore(key: str) -> bool:
     return key not in needed and bool(pattern.match(key)) and (
-        key.startswith('classifier') or
-        int(key.split('.')[1]) > max(int(k.split('.')[1]) for k in needed))
-  return _convert(state_dict, template, network='VGG19', ignore=ignore)
+        key.startswith('classifier') or int(key.split('.')[1]) > last)
+  return _convert(state_dict, template, network=network, ignore=ignore)
+
+
+def convert_vgg19(state_dict: StateDict, *,
+                  layer: str = 'relu5_4') -> dict[str, Any]:
+  """torchvision's `vgg19` state dict -> `rawjax.models.VGG19(layer)` params."""
+  from rawjax.models.vgg import VGG19  # pylint: disable=g-import-not-at-top
+  return _convert_vgg(state_dict, VGG19(layer=layer), 'VGG19')
+
+
+def convert_vgg16(state_dict: StateDict, *,
+                  layer: str = 'relu5_3') -> dict[str, Any]:
+  """torchvision's `vgg16` state dict -> `rawjax.models.VGG16(layer)` params.
+
+  SemiISP's phase-1 perceptual loss (eq. 5); torchvision's
+  vgg16-397923af.pth (ImageNet).
+  """
+  from rawjax.models.vgg import VGG16  # pylint: disable=g-import-not-at-top
+  return _convert_vgg(state_dict, VGG16(layer=layer), 'VGG16')
 
 
 # --- LPIPS v0.1, AlexNet (torchvision alexnet + the lpips package) ---------------
@@ -495,6 +511,7 @@ _CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
     'liteisp': convert_liteisp,
     'gcm': convert_gcm,
     'vgg19': convert_vgg19,
+    'vgg16': convert_vgg16,
     'lpips': convert_lpips,
     'pwcnet': convert_pwcnet,
     'nafnet': convert_nafnet,
@@ -516,8 +533,9 @@ def main(argv: Sequence[str] | None = None) -> pathlib.Path:
   parser.add_argument('--lpips-lin', default='',
                       help='lpips: the lpips package\'s weights/v0.1/alex.pth '
                       '(INPUT is torchvision\'s alexnet-owt-7be5be79.pth)')
-  parser.add_argument('--layer', default='relu5_4',
-                      help='vgg19: last ReLU kept (default relu5_4)')
+  parser.add_argument('--layer', default=None,
+                      help='vgg19 / vgg16: last ReLU kept (default the whole '
+                      'trunk, relu5_4 / relu5_3)')
   from rawjax.models.nafnet import OFFICIAL_CONFIGS  # pylint: disable=g-import-not-at-top
   parser.add_argument('--nafnet-variant', default='sidd-width32',
                       choices=sorted(OFFICIAL_CONFIGS),
@@ -531,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> pathlib.Path:
   options: dict[str, Any] = {}
   if args.network == 'liteisp':
     options['input_order'] = args.input_order
-  if args.network == 'vgg19':
+  if args.network in ('vgg19', 'vgg16') and args.layer:
     options['layer'] = args.layer
   if args.network == 'lpips':
     if not args.lpips_lin:

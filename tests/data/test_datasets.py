@@ -634,6 +634,25 @@ def test_prepare_lol_writes_prepared_arrays(lol_root, tmp_path):
     load_split(out, 'train')
 
 
+def test_prepare_lol_adds_folder_photographs(lol_root, tmp_path):
+  photos = tmp_path / 'photos' / 'nested'
+  photos.mkdir(parents=True)
+  # A portrait JPEG: turned to landscape and resized; one uniform colour.
+  Image.fromarray(np.full((24, 16, 3), (30, 180, 90), np.uint8)).save(
+      photos / 'portrait.jpg', quality=100)
+  out = prepare_lol(lol_root, tmp_path / 'prepared', num_labelled=0,
+                    unlabelled_dirs=[tmp_path / 'photos'], size=(8, 12),
+                    progress=False)
+  extra = load_split(out, 'unlabelled')['srgb']
+  assert extra.shape == (1, 8, 12, 3)   # every pair labelled: the photo only
+  np.testing.assert_allclose(extra[0] / 65535, np.broadcast_to(
+      np.array([30, 180, 90]) / 255, (8, 12, 3)), atol=3 / 255)
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(ValueError, match='no image file'):
+    prepare_lol(lol_root, tmp_path / 'other', num_labelled=0,
+                unlabelled_dirs=[tmp_path / 'empty'], progress=False)
+
+
 def test_lol_malformed_layouts_name_the_missing_piece(lol_root, tmp_path):
   root = tmp_path / 'lol'
   shutil.copytree(lol_root, root)

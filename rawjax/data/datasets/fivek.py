@@ -47,7 +47,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rawjax import io as rawio
-from rawjax.data import pipeline
+from rawjax.data import pipeline, sources
 from rawjax.data.datasets import _layout, arrays
 from rawjax.data.pipeline import Field
 from rawjax.isp import cfa, color, levels
@@ -194,13 +194,18 @@ def prepare_fivek(root: str | os.PathLike[str], out: str | os.PathLike[str],
                   *, task: str = 'general', num_labelled: int = 100,
                   num_unlabelled: int = 4400, size: Sequence[int] = (480, 640),
                   expert: str = 'c', input_dir: str = '',
+                  unlabelled_dirs: Sequence[str | os.PathLike[str]] = (),
                   progress: bool = True) -> pathlib.Path:
   """FiveK as prepared arrays for SemiISP's ISP tasks, written once.
 
   Labelled: the first `num_labelled` training pairs (sorted names; which
   100 / 500 the paper drew is not published); unlabelled: the expert
   renderings of the next `num_unlabelled` training images (their raws are
-  not used); test: the 500 test pairs. Every image is resized to `size`
+  not used; in-domain: the targets' style), then every photograph under
+  `unlabelled_dirs` (recursive; .png/.jpg/.jpeg/.tif/.tiff, EXIF-rotated:
+  out-of-domain images such as COCO, the paper's choice; as
+  `lol.prepare_lol`); num_unlabelled=0 with a folder keeps only the
+  photographs; test: the 500 test pairs. Every image is resized to `size`
   (480 x 640, the paper's resolution; portrait images are turned to
   landscape first); the renderings are pooled 2 x 2 to the Bayer-cell grid
   first.
@@ -244,13 +249,24 @@ def prepare_fivek(root: str | os.PathLike[str], out: str | os.PathLike[str],
 
   labelled_keys = train.keys[:num_labelled]
   unlabelled_keys = train.keys[num_labelled:num_labelled + num_unlabelled]
+  # Listed before any image is read, so a bad folder fails at once.
+  photos = [p for folder in unlabelled_dirs for p in
+            sources.folder_sources(pathlib.Path(folder).expanduser(),
+                                   recursive=True)]
+  if not unlabelled_keys and not photos:
+    raise ValueError('prepare_fivek: no unlabelled images (num_unlabelled=0 '
+                     'and unlabelled_dirs is empty).')
   labelled = pairs(train, labelled_keys)
   # Only the renderings of the unlabelled images: their raws are not read.
-  unlabelled = np.stack([resize(arrays.pool2x2(train.read_target(k)))
-                         for k in iterate(unlabelled_keys)])
+  # The photographs are at display resolution already: no 2 x 2 pooling.
+  unlabelled = np.stack(
+      [resize(arrays.pool2x2(train.read_target(k)))
+       for k in iterate(unlabelled_keys)] +
+      [resize(sources.load_source(p)) for p in iterate(photos)])
   tests = pairs(test, test.keys)
   return arrays.prepare_arrays(
       out, labelled_raw=labelled[0], labelled_srgb=labelled[1],
       unlabelled_srgb=unlabelled, test_raw=tests[0], test_srgb=tests[1],
       info={'source': 'FiveK', 'task': task, 'expert': expert,
-            'size': list(size)})
+            'size': list(size), 'num_expert_unlabelled': len(unlabelled_keys),
+            'unlabelled_dirs': [str(d) for d in unlabelled_dirs]})

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rawjax import io as rawio
+from rawjax.data import sources
 from rawjax.data.datasets import _layout, arrays
 from rawjax.data.pipeline import Field
 
@@ -140,8 +141,10 @@ def prepare_lol(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
   Labelled: the first `num_labelled` training pairs (0 = all; 'raw' = the
   low-light image, 'srgb' = its normal-light one); unlabelled: the
-  normal-light images of the remaining training pairs plus every PNG under
-  `unlabelled_dirs` (e.g. another LoL version's normal-light folder); test:
+  normal-light images of the remaining training pairs plus every photograph
+  under `unlabelled_dirs` (recursive; .png/.jpg/.jpeg/.tif/.tiff,
+  EXIF-rotated: e.g. another LoL version's normal-light folder, or
+  out-of-domain photographs); test:
   the test pairs. Images are resized to `size` (H, W; portrait images
   turned to landscape first).
 
@@ -162,11 +165,13 @@ def prepare_lol(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
     return (np.stack([resize(s['low']) for s in samples]),
             np.stack([resize(s['high']) for s in samples]))
 
+  # Listed before any image is read, so a bad folder fails at once.
+  photos = [p for folder in unlabelled_dirs for p in
+            sources.folder_sources(pathlib.Path(folder).expanduser(),
+                                   recursive=True)]
   labelled = pairs(train, train.keys[:count])
   extra = [train.load(k)['high'] for k in train.keys[count:]]
-  for folder in unlabelled_dirs:
-    extra += [rawio.read_image(p) for p in
-              sorted(pathlib.Path(folder).expanduser().rglob('*.png'))]
+  extra += [sources.load_source(p) for p in photos]
   if not extra:
     raise ValueError('prepare_lol: no unlabelled images (every training '
                      'pair is labelled and unlabelled_dirs is empty).')

@@ -7,8 +7,9 @@ One registered method, 'semiisp', whose phase is chosen by `config.phase`:
 
   * 'isp' (phase 1): train f_ISP, the PQDynamicISP parameter network
     (`rawjax.models.PQDynamicNet`), on the labelled pairs with the Table 5
-    settings (AdamW, cosine annealing to 0.001x, flips + crops; loss MSE, or
-    eq. 14's multi-scale L1 in the denoising case). Every step memorises the
+    settings (AdamW, cosine annealing to 0.001x, flips + crops; loss eq. 5,
+    MSE + alpha VGG16 perceptual loss, or eq. 14's multi-scale L1 in the
+    denoising case). Every step memorises the
     parameter sets it predicted (unconstrained values z) in a ring buffer of
     the last `isp.memory_size` sets: `state['memory']`, a pure pytree
     written in the jitted step and checkpointed with the rest of the state.
@@ -31,7 +32,8 @@ Data: prepared arrays (`rawjax.data.datasets.arrays`) of labelled pairs
 ('raw' input, 'srgb' target), unlabelled sRGB images and test pairs; the
 quick configs simulate them (`rawjax.data.simulated.semiisp`),
 `rawjax.data.datasets.fivek.prepare_fivek` / `lol.prepare_lol` convert the
-real datasets once. For the ISP task the 'raw' input is the demosaicked
+real datasets once; the unlabelled images can instead be out-of-domain
+photographs (`config.data.unlabelled`: `unlabelled`). For the ISP task the 'raw' input is the demosaicked
 camera RGB on the Bayer-cell grid (packed raw with its greens averaged,
 `rawjax.isp.packed_to_rgb`) and the target is the sRGB rendering pooled 2x2
 to the same grid, so f_ISP (a per-pixel colour/tone pipeline on 3 channels)
@@ -41,7 +43,9 @@ enhancement (LoL) both are sRGB images.
 The modules:
   * `config`: the config checks, `phase_config` (one phase's copy);
   * `networks`: f_ISP, the target model, the optimisers;
-  * `objective`: eqs. 10-13 (OPF), eq. 14, the per-sample losses;
+  * `objective`: eq. 5, eqs. 10-13 (OPF), eq. 14, the per-sample losses;
+  * `perceptual`: VGG16 weights for eq. 5 (torchvision's, converted);
+  * `unlabelled`: the unlabelled sRGB sources;
   * `pseudo`: the memory, eq. 9's sampling, f_ISP^-1, USQ, eq. 15's noise;
   * `data`: the training batches; `state`: init and restores; `steps`: the
     per-device steps; `evaluation`: PSNR / SSIM on the test pairs;
@@ -53,15 +57,15 @@ from __future__ import annotations
 
 from rawjax.methods.semiisp.comparison import compare
 from rawjax.methods.semiisp.config import (
-    GENERATORS, NOISE_LEVELS, PHASES, SAMPLINGS, TASKS, check_config,
-    phase_config)
+    GENERATORS, NOISE_LEVELS, PHASES, SAMPLINGS, TASKS, UNLABELLED_SOURCES,
+    check_config, phase_config)
 from rawjax.methods.semiisp.data import TrainData, dataset_root, make_data
 from rawjax.methods.semiisp.evaluation import evaluate, predict, sample_images
 from rawjax.methods.semiisp.networks import (
     isp_model, isp_variants, target_model)
 from rawjax.methods.semiisp.objective import (
     isp_loss, multiscale_l1_loss, online_pseudo_filtering_loss,
-    per_sample_loss)
+    per_sample_loss, perceptual_loss)
 from rawjax.methods.semiisp.pseudo import (
     UNIT_SLICES, add_pseudo_noise, generate_pseudo_pairs, inverse_luts,
     memorise, pseudo_raw, sample_sets, z_shape)
@@ -71,11 +75,12 @@ from rawjax.train import method as method_lib
 
 __all__ = [
     'GENERATORS', 'METHOD', 'NOISE_LEVELS', 'PHASES', 'SAMPLINGS', 'TASKS',
-    'TrainData', 'UNIT_SLICES', 'add_pseudo_noise', 'check_config',
+    'TrainData', 'UNIT_SLICES', 'UNLABELLED_SOURCES', 'add_pseudo_noise', 'check_config',
     'compare', 'dataset_root', 'evaluate', 'generate_pseudo_pairs', 'init',
     'inverse_luts', 'isp_loss', 'isp_model', 'isp_variants', 'make_data',
     'make_steps', 'memorise', 'multiscale_l1_loss',
-    'online_pseudo_filtering_loss', 'per_sample_loss', 'phase_config',
+    'online_pseudo_filtering_loss', 'per_sample_loss', 'perceptual_loss',
+    'phase_config',
     'predict', 'pseudo_raw', 'restore_phase', 'sample_images',
     'sample_sets', 'target_model', 'z_shape',
 ]

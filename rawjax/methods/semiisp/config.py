@@ -11,14 +11,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from rawjax.data.simulated import semiisp as simulated_semiisp
 from rawjax.data.simulated.semiisp import TASKS
 from rawjax.methods.semiisp.objective import ISP_LOSSES, TARGET_LOSSES
-from rawjax.models import pqdynamic_net
+from rawjax.methods.semiisp.perceptual import CONVERT_HINT
+from rawjax.methods.semiisp.unlabelled import SOURCES as UNLABELLED_SOURCES
+from rawjax.methods.semiisp.unlabelled import folder_images
+from rawjax.models import pqdynamic_net, vgg
 from rawjax.train import config as config_lib
 
 __all__ = [
     'GENERATORS', 'NOISE_LEVELS', 'PHASES', 'SAMPLINGS', 'TASKS',
-    'check_config', 'check_start', 'fine_tuning', 'phase_config', 'phase_steps',
+    'UNLABELLED_SOURCES', 'check_config', 'check_start', 'check_vgg_weights',
+    'fine_tuning', 'phase_config', 'phase_steps',
 ]
 
 PHASES = ('isp', 'semi', 'supervised')
@@ -47,6 +52,10 @@ def check_config(config, *, num_devices: int | None = None,
   config_lib.check_choice(config, 'pseudo.inverse_variant',
                           pqdynamic_net.VARIANTS)
   config_lib.check_choice(config, 'isp.loss', ISP_LOSSES)
+  config_lib.check_non_negative(config, 'isp.vgg_weight')
+  config_lib.check_choice(config, 'isp.vgg_layer',
+                          tuple(vgg.relu_names(vgg.VGG16_CONFIG)))
+  _check_unlabelled(config)
   for section in ('semi', 'supervised'):
     config_lib.check_choice(config, f'{section}.loss', TARGET_LOSSES)
   if config.task == 'enhance' and config.pseudo.generator == 'upi':
@@ -96,11 +105,51 @@ def check_config(config, *, num_devices: int | None = None,
     config_lib.check_non_negative(config, key)
 
 
+def _check_unlabelled(config) -> None:
+  """`data.unlabelled`, its folder key and the simulated preset agree."""
+  data = config.data
+  config_lib.check_choice(config, 'data.unlabelled', UNLABELLED_SOURCES)
+  config_lib.check_choice(config, 'data.synthetic.preset',
+                          tuple(simulated_semiisp.PRESETS))
+  if data.unlabelled == 'folder' and not data.unlabelled_dir:
+    raise config_lib.ConfigError(
+        'data.unlabelled_dir', data.unlabelled_dir,
+        message="config.data.unlabelled='folder' reads the user's "
+        'photographs (COCO in the paper): set config.data.unlabelled_dir to '
+        'a folder of .png/.jpg/.jpeg/.tif/.tiff files.')
+  if data.unlabelled != 'folder' and data.unlabelled_dir:
+    raise config_lib.ConfigError(
+        'data.unlabelled_dir', data.unlabelled_dir,
+        message='config.data.unlabelled_dir is only read with '
+        f"config.data.unlabelled='folder' (it is {data.unlabelled!r}).")
+  if (data.unlabelled == 'raw2srgb_v2_content' and not data.root and
+      data.synthetic.preset != 'raw2srgb_v2'):
+    raise config_lib.ConfigError(
+        'data.synthetic.preset', data.synthetic.preset,
+        message="config.data.unlabelled='raw2srgb_v2_content' with simulated "
+        "labelled pairs needs config.data.synthetic.preset='raw2srgb_v2': "
+        f'preset {data.synthetic.preset!r} renders every built-in '
+        'photograph in its labelled scenes, so no unlabelled photograph is '
+        'disjoint from them.')
+
+
+def check_vgg_weights(config) -> None:
+  """With `isp.vgg_weight` > 0 (eq. 5's VGG term), `isp.vgg_weights` must
+  name a file: rawjax ships no weights, and the loss is not silently
+  dropped."""
+  if config.isp.vgg_weight > 0:
+    config_lib.check_existing_path(
+        config, 'isp.vgg_weights', kind='file', required=True,
+        what=f'{CONVERT_HINT}; eq. 5 with config.isp.vgg_weight='
+        f'{config.isp.vgg_weight} needs it, or set config.isp.vgg_weight=0 '
+        'for MSE alone')
+
+
 def _arrays_layout(config):
   """The prepared-arrays files this phase opens (listed, not read)."""
   from rawjax.data.datasets import arrays  # pylint: disable=g-import-not-at-top
   names = ['labelled_raw', 'labelled_srgb', 'test_raw', 'test_srgb']
-  if config.phase == 'semi':
+  if config.phase == 'semi' and config.data.unlabelled == 'fivek_expert':
     names.append('unlabelled_srgb')
 
   def layout(root):
@@ -114,9 +163,17 @@ def _arrays_layout(config):
 @config_lib.register_start_check('semiisp')
 def check_start(config, *, num_devices: int | None,
                 num_processes: int | None) -> None:
-  """`check_config` with the loop's devices, `data.root`'s layout and the
-  workdirs this phase restores from (they must hold checkpoints)."""
+  """`check_config` with the loop's devices, `data.root`'s layout, the
+  workdirs this phase restores from (they must hold checkpoints), phase
+  1's VGG16 weights (eq. 5 with alpha > 0) and phase 2's photograph folder.
+  """
   check_config(config, num_devices=num_devices, num_processes=num_processes)
+  if config.phase == 'isp':
+    check_vgg_weights(config)
+  if config.phase == 'semi' and config.data.unlabelled == 'folder':
+    config_lib.check_existing_path(
+        config, 'data.unlabelled_dir', required=True,
+        what='photographs for the unlabelled set', layout=folder_images)
   config_lib.check_existing_path(
       config, 'data.root', layout=_arrays_layout(config),
       what='FiveK / LoL arrays prepared by rawjax.data.datasets.fivek.'

@@ -2,7 +2,9 @@
 
 The data are prepared arrays (`rawjax.data.datasets.arrays`): a user's
 FiveK / LoL conversion in `config.data.root`, or the simulated folder
-(`rawjax.data.simulated.semiisp`).
+(`rawjax.data.simulated.semiisp`). The unlabelled images come from
+`config.data.unlabelled` (`rawjax.methods.semiisp.unlabelled`): the
+prepared folder's own split, or an out-of-domain set prepared once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets.arrays import ArrayDataset, load_split
 from rawjax.data.simulated import semiisp as simulated_semiisp
 from rawjax.methods.semiisp.config import check_config
+from rawjax.methods.semiisp.unlabelled import load_unlabelled
 
 __all__ = ['TrainData', 'dataset_root', 'make_data']
 
@@ -56,9 +59,13 @@ class TrainData(pipeline_lib.ZippedPipelines):
       if size % process_count:
         raise ValueError(f'the {key} batch {size} does not split over '
                          f'{process_count} processes.')
-    splits = {'real': load_split(root, 'labelled', limit=data.num_labelled),
-              'unlabelled': load_split(root, 'unlabelled',
-                                       limit=data.num_unlabelled)}
+    splits = {'real': load_split(root, 'labelled', limit=data.num_labelled)}
+    if phase == 'semi':
+      unlabelled = load_unlabelled(
+          data, size=splits['real']['srgb'].shape[1:3], seed=config.seed)
+      splits['unlabelled'] = (
+          unlabelled if unlabelled is not None else
+          load_split(root, 'unlabelled', limit=data.num_unlabelled))
     common = dict(patch_size=data.patch_size or None,
                   augment=tuple(data.augment), local_device_count=1,
                   process_index=process_index, process_count=process_count,

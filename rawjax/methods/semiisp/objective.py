@@ -1,8 +1,9 @@
-"""The SemiISP objective (Yoshimura et al.): eqs. 10-13 (OPF) and eq. 14.
+"""The SemiISP objective (Yoshimura et al.): eqs. 5, 10-13 (OPF) and 14.
 
 Keyword-only pure loss functions, one per equation of the paper, and the
-losses they are applied to: f_ISP's phase-1 loss (`isp_loss`: MSE, or eq.
-14 in the denoising case, Table 5) and the target model's per-sample loss
+losses they are applied to: f_ISP's phase-1 loss (`isp_loss`: eq. 5, MSE +
+alpha VGG16 perceptual loss, or eq. 14 in the denoising case, Table 5) and
+the target model's per-sample loss
 (`per_sample_loss`: MSE, MSE + SSIM when denoising, or L1; Table 6), whose
 real and pseudo halves eqs. 10-13 combine.
 """
@@ -10,6 +11,7 @@ real and pseudo halves eqs. 10-13 combine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +20,16 @@ from jax.typing import ArrayLike
 from rawjax import metrics
 
 __all__ = [
-    'ISP_LOSSES', 'TARGET_LOSSES', 'isp_loss', 'multiscale_l1_loss',
-    'online_pseudo_filtering_loss', 'per_sample_loss',
+    'ISP_LOSSES', 'TARGET_LOSSES', 'VGG_LAYER', 'isp_loss',
+    'multiscale_l1_loss', 'online_pseudo_filtering_loss', 'per_sample_loss',
+    'perceptual_loss',
 ]
 
 ISP_LOSSES = ('mse', 'l1_multiscale')
 TARGET_LOSSES = ('mse', 'mse_ssim', 'l1')
+# Johnson et al.'s feature reconstruction layer, the paper's ref. [28] for
+# its perceptual loss; SemiISP does not name the layer (docs/semiisp.md).
+VGG_LAYER = 'relu2_2'
 
 
 def _average_pool(x: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -131,14 +137,55 @@ def online_pseudo_filtering_loss(
                      mask=mask)
 
 
+def perceptual_loss(*, predictions: ArrayLike, targets: ArrayLike,
+                    vgg_params: Any, layer: str = VGG_LAYER) -> jax.Array:
+  """L_vgg of eq. 5: the perceptual loss of Johnson et al. with VGG16.
+
+    L_vgg = mean over (N, h, w, c) of (phi(X) - phi(Y))^2
+
+  phi is VGG16's conv trunk up to ReLU `layer` on ImageNet-normalised
+  inputs (`rawjax.models.vgg.VGG16`); the mean squared feature difference
+  is the paper's ref. [28] "feature reconstruction loss" (squared Euclidean
+  distance normalised by the feature size). The targets' features carry no
+  gradient.
+
+  Args:
+    predictions, targets: (N, H, W, 3) in [0, 1].
+    vgg_params: Flax params of `VGG16(layer)` (`semiisp.perceptual.load_vgg16`).
+    layer: the feature layer.
+
+  Returns:
+    float32 scalar, the batch mean.
+  """
+  from rawjax.models.vgg import VGG16  # pylint: disable=g-import-not-at-top
+  x, y = jnp.asarray(predictions), jnp.asarray(targets)
+  if x.shape != y.shape or x.ndim != 4:
+    raise ValueError(f'perceptual_loss: need two (N, H, W, 3) arrays of one '
+                     f'shape, got {x.shape} and {y.shape}.')
+  features = VGG16(layer=layer).apply({'params': vgg_params},
+                                      jnp.concatenate([x, y]))
+  fx, fy = jnp.split(features, 2)
+  return jnp.mean(jnp.square(fx - jax.lax.stop_gradient(fy)))
+
+
 def isp_loss(*, predictions: ArrayLike, targets: ArrayLike, kind: str,
-             scales: Sequence[int] = (16, 32, 64)) -> jax.Array:
-  """f_ISP's phase-1 loss (Table 5): 'mse', or eq. 14 ('l1_multiscale').
+             scales: Sequence[int] = (16, 32, 64), vgg_weight: float = 0.0,
+             vgg_params: Any = None, vgg_layer: str = VGG_LAYER) -> jax.Array:
+  """f_ISP's phase-1 loss (Table 5): eq. 5, or eq. 14 ('l1_multiscale').
+
+    'mse':            L_isp = L_mse + alpha L_vgg           (eq. 5)
+    'l1_multiscale':  eq. 14 (+ alpha L_vgg if alpha > 0)
+
+  alpha = `vgg_weight` (Table 5: 0 below 100 labelled pairs, 0.1 above);
+  alpha = 0 drops the VGG term exactly and needs no weights.
 
   Args:
     predictions, targets: (N, H, W, 3) renderings and their targets.
     kind: one of `ISP_LOSSES` (`config.isp.loss`).
     scales: eq. 14's pooling sizes (`config.isp.loss_scales`).
+    vgg_weight: alpha (`config.isp.vgg_weight`).
+    vgg_params: VGG16 params, needed when alpha > 0.
+    vgg_layer: the VGG16 feature layer (`config.isp.vgg_layer`).
 
   Returns:
     float32 scalar, the batch mean.
@@ -146,10 +193,21 @@ def isp_loss(*, predictions: ArrayLike, targets: ArrayLike, kind: str,
   if kind not in ISP_LOSSES:
     raise ValueError(f'isp_loss: kind must be one of {ISP_LOSSES}, got '
                      f'{kind!r}.')
+  if vgg_weight < 0:
+    raise ValueError(f'isp_loss: vgg_weight must be >= 0, got {vgg_weight}.')
   if kind == 'l1_multiscale':
-    return multiscale_l1_loss(predictions=predictions, targets=targets,
+    loss = multiscale_l1_loss(predictions=predictions, targets=targets,
                               scales=scales)
-  return jnp.mean(jnp.square(predictions - targets))
+  else:
+    loss = jnp.mean(jnp.square(predictions - targets))
+  if vgg_weight:
+    if vgg_params is None:
+      raise ValueError('isp_loss: vgg_weight > 0 needs vgg_params (VGG16 '
+                       'weights, config.isp.vgg_weights).')
+    loss = loss + vgg_weight * perceptual_loss(
+        predictions=predictions, targets=targets, vgg_params=vgg_params,
+        layer=vgg_layer)
+  return loss
 
 
 def per_sample_loss(*, predictions: ArrayLike, targets: ArrayLike, kind: str,

@@ -1,7 +1,8 @@
 """SemiISP's per-device steps, one per phase (`Method.steps`).
 
   * 'isp' (phase 1): f_ISP (both variants, losses summed) on real pairs,
-    with `isp_loss`; memorises the predicted parameter sets;
+    with `isp_loss` (eq. 5 / eq. 14); memorises the predicted parameter
+    sets;
   * 'semi' (phase 2): the target model on N_r real + N_p pseudo pairs (made
     in the step, `generate_pseudo_pairs`) with the online pseudo-data
     filtering of eqs. 10-13 (or the plain mean with `semi.filtering` off);
@@ -17,11 +18,12 @@ import jax
 import jax.numpy as jnp
 
 from rawjax import metrics
-from rawjax.methods.semiisp.config import check_config
+from rawjax.methods.semiisp.config import check_config, check_vgg_weights
 from rawjax.methods.semiisp.networks import (
     isp_model, isp_variants, phase_optimizer, target_model)
 from rawjax.methods.semiisp.objective import (
     isp_loss, online_pseudo_filtering_loss, per_sample_loss)
+from rawjax.methods.semiisp.perceptual import load_vgg16
 from rawjax.methods.semiisp.pseudo import (
     generate_pseudo_pairs, inverse_luts, memorise)
 from rawjax.train.steps import AXIS_NAME, gradient_update, pmean
@@ -63,6 +65,12 @@ def _isp_step(config):
   tx = phase_optimizer(config)
   models = {v: isp_model(config, v) for v in isp_variants(config)}
   kind, scales = config.isp.loss, tuple(config.isp.loss_scales)
+  vgg_weight, vgg_layer = float(config.isp.vgg_weight), config.isp.vgg_layer
+  check_vgg_weights(config)
+  # Eq. 5's frozen VGG16 is closed over, not put in the state: phase 1's
+  # checkpoints (restored by phase 2) then do not depend on the weights.
+  vgg_params = (jax.tree.map(jnp.asarray, load_vgg16(
+      config.isp.vgg_weights, layer=vgg_layer)) if vgg_weight > 0 else None)
 
   def isp_step(state, batch, rng):
     del rng
@@ -76,7 +84,8 @@ def _isp_step(config):
                                        batch['raw'], z, method='render')
         total = total + isp_loss(predictions=outputs[variant],
                                  targets=batch['srgb'], kind=kind,
-                                 scales=scales)
+                                 scales=scales, vgg_weight=vgg_weight,
+                                 vgg_params=vgg_params, vgg_layer=vgg_layer)
         sets[variant] = z
       return total, (sets, outputs['global'])
 
