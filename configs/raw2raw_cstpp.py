@@ -9,7 +9,16 @@ the official code): Conformer backbone (conv 64-128-256, embed 256, patch
 discriminator, Adam(0.5, 0.999), lr G 1e-5 / D 2e-5, clipping at 2, batch 4
 of 256 x 256 packed patches, 50 epochs over the 392 unpaired images, on a
 paper-sized simulated raw2raw dataset (`--config.data.root=PATH
---config.data.cameras=iphone-x,samsung-s9` for Afifi's data).
+--config.data.cameras=iphone-x,samsung-s9` for Afifi's data). The data
+protocol is the official preprocessing (`data.protocol='resize_patches'`):
+each packed image resized to 384 x 512 (cv2's (512, 384) = (width,
+height)), then the fixed grid of 256 x 256 patches covering it (rows 0 and
+128, columns 0 and 256: 4 patches per image), every patch once per epoch:
+196 steps per epoch, 9,800 in 50 epochs. The simulated images are 768 x
+1024 mosaics (384 x 512 packed, Afifi's 4:3), so the resize is exact there.
+`--config.data.protocol=random_crops` takes one random 256 x 256 crop of
+the full-resolution image per image and step instead (49 steps per epoch;
+set `--config.train.num_steps=2450` for 50 such epochs).
 `--config.data.synthetic.preset=multi_illum` simulates the LSMI-like
 multi-illuminant setting (Table 2).
 
@@ -17,14 +26,22 @@ multi-illuminant setting (Table 2).
 multi-illuminant preset at 256 x 256 mosaics (128 x 128 packed), 120
 scenes; 64 x 64 patches; a smaller backbone (stem 16, conv 16-32-64, embed
 64, 2 heads, depth 3) and discriminator width 16; lr x 20 (G 2e-4,
-D 4e-4); 500 iterations. Everything else (losses, weights, pool, clipping,
-sharing, the head) is the paper's.
+D 4e-4); 500 iterations; random 64 x 64 crops (`data.protocol=
+'random_crops'`, the protocol of the published quick figures in
+docs/cstpp.md). Everything else (losses, weights, pool, clipping, sharing,
+the head) is the paper's.
 
 Options: model.sharing ('code' | 'paper' | 'none'), model.kernel
 ('cstpp14' | 'cstpp14_code' | ...), model.in_channels (3 = RGB variant,
 10 terms), model.discriminator ('official' | 'patchgan'),
 model.downsample (M), model.transform ('patch' | 'global'),
-optim.clip ('per_network' | 'union'), data.quantize_8bit.
+optim.clip ('per_network' | 'union'), data.quantize_8bit,
+model.generator ('cstpp' | 'resnet': CycleGAN's ResNet generator, with
+model.resnet_features, model.resnet_blocks and model.sharing='none'),
+data.protocol ('resize_patches' | 'random_crops'), data.resize_to ((H, W)
+packed, or () for the grid of the full-resolution image),
+data.resize_method ('area' | 'bilinear'), data.patch_grid ('cover'
+| 'disjoint').
 
 The method: `rawjax.methods.cstpp` (docs/cstpp.md); the cross-camera ISP
 experiment of section 4.3 is configs/cstpp_adapt.py.
@@ -34,9 +51,12 @@ import ml_collections
 
 from rawjax.train.config import base_config, set_run_length, unknown_variant
 
-# Afifi's unpaired set: 196 images per camera, batch 4 (drop_last).
+# Afifi's unpaired set: 196 images per camera, batch 4 (drop_last); the
+# official preprocessing cuts 4 patches from each (384 x 512 in the 'cover'
+# grid of 256: rawjax.methods.cstpp.data.patch_corners).
 _PAPER_EPOCHS = 50  # the paper; the official main.py defaults to 40
-_PAPER_STEPS_PER_EPOCH = 196 // 4
+_PAPER_PATCHES_PER_IMAGE = 4
+_PAPER_STEPS_PER_EPOCH = 196 * _PAPER_PATCHES_PER_IMAGE // 4
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -59,13 +79,23 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       discriminator_features=64,
       transform='patch',      # 'global': one parameter set per image (the
                               # spatially uniform comparison of Table 2)
+      generator='cstpp',      # 'resnet': CycleGAN's ResNet generator (the
+                              # plain CycleGAN baseline; sharing='none')
+      resnet_features=64,     # its ngf (CycleGAN: 64)
+      resnet_blocks=9,        # resnet_9blocks (CycleGAN's default)
   ))
 
   config.data = ml_collections.ConfigDict(dict(
       root='', cameras=(), cache_dir='',
       synthetic=ml_collections.ConfigDict(dict(
-          preset='raw2raw', num_scenes=529, seed=0, height=512, width=512)),
+          preset='raw2raw', num_scenes=529, seed=0, height=768,
+          width=1024)),        # mosaic: 384 x 512 packed, the resize size
       patch_size=256,         # packed pixels
+      protocol='resize_patches',  # the official preprocessing; or
+                              # 'random_crops' of the full-resolution image
+      resize_to=(384, 512),   # packed (H, W); () = no resize
+      resize_method='area',   # or 'bilinear' (cv2's INTER_LINEAR)
+      patch_grid='cover',     # or 'disjoint' (drops the remainder)
       batch_size=4,           # global
       pool_size=50,
       augment=('vflip', 'hflip', 'rot90'),
@@ -92,6 +122,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.data.synthetic.update(preset='multi_illum', num_scenes=120,
                                  height=256, width=256)
     config.data.patch_size = 64
+    # The published quick figures were measured with random crops.
+    config.data.protocol = 'random_crops'
     config.model.update(base_channels=8, channel_ratio=2, stem_channels=16,
                         embed_dim=64, depth=3, num_heads=2,
                         discriminator_features=16)

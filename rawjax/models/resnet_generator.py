@@ -149,11 +149,16 @@ class ResnetGenerator(nn.Module):
     num_blocks: ResNet blocks (9: `resnet_9blocks`; 6: `resnet_6blocks`).
     value_range: 'unit' (inputs and outputs in [0, 1]: 2x - 1 in,
       (1 + tanh) / 2 out) or 'signed' (the bare network, [-1, 1]).
+    pad_input: reflect-pad H and W at the bottom and right to multiples of
+      4 (and >= 8), then crop the output back, so any size runs (full
+      test images of the raw-to-raw comparison). Off: such sizes are an
+      error, as in the official network. Padding adds no parameters.
 
   `__call__(x, *, train=False)`: x (B, H, W, in_channels), H and W multiples
   of 4 (two stride-2 convolutions, then two exact 2x upsamplings back to
   H, W) and >= 8 (the blocks' reflection padding needs >= 2 pixels at a
-  quarter of the size); returns (B, H, W, out_channels) in the value range.
+  quarter of the size), unless `pad_input`; returns (B, H, W, out_channels)
+  in the value range.
   `train` is accepted for drop-in use beside the other generators; the
   network has no train-time state (no dropout; instance norm uses the
   current image's statistics in both modes, as the official code with
@@ -164,6 +169,7 @@ class ResnetGenerator(nn.Module):
   features: int = 64
   num_blocks: int = 9
   value_range: str = 'unit'
+  pad_input: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -173,7 +179,9 @@ class ResnetGenerator(nn.Module):
       raise ValueError(f'{fn}: expected (B, H, W, {self.in_channels}) input, '
                        f'got shape {x.shape}.')
     h, w = x.shape[1:3]
-    if h % 4 or w % 4 or min(h, w) < 8:
+    if self.pad_input:
+      x = _reflect_pad_to(x, multiple=4, minimum=8)
+    elif h % 4 or w % 4 or min(h, w) < 8:
       raise ValueError(f'{fn}: H and W must be multiples of 4 and >= 8, got '
                        f'{(h, w)}.')
     if self.value_range not in VALUE_RANGES:
@@ -195,4 +203,16 @@ class ResnetGenerator(nn.Module):
     y = jnp.tanh(_conv(self.out_channels, 7, name='head')(reflect_pad(y, 3)))
     if self.value_range == 'unit':
       y = 0.5 * (y + 1.0)
-    return y
+    return y[:, :h, :w]
+
+
+def _reflect_pad_to(x: jax.Array, *, multiple: int, minimum: int
+                    ) -> jax.Array:
+  """(B, H, W, C) reflect-padded at the bottom and right to multiples of
+  `multiple`, at least `minimum`; reflection (not zeros) so the instance
+  norms' statistics see image-like content (jnp.pad reflects repeatedly
+  where the pad exceeds the size)."""
+  h, w = x.shape[1:3]
+  pad = [-(-max(n, minimum) // multiple) * multiple - n for n in (h, w)]
+  return jnp.pad(x, ((0, 0), (0, pad[0]), (0, pad[1]), (0, 0)),
+                 mode='reflect')

@@ -159,3 +159,24 @@ def test_train_flag_is_accepted_and_changes_nothing():
   params = module.init(jax.random.PRNGKey(3), x)['params']
   apply = functools.partial(module.apply, {'params': params})
   np.testing.assert_array_equal(apply(x, train=True), apply(x))
+
+
+def test_pad_input_runs_any_size_and_changes_nothing_at_multiples_of_4():
+  module = rg.ResnetGenerator(in_channels=4, out_channels=4, features=4,
+                              num_blocks=1)
+  padded = rg.ResnetGenerator(in_channels=4, out_channels=4, features=4,
+                              num_blocks=1, pad_input=True)
+  x = jnp.asarray(RNG.uniform(size=(1, 12, 16, 4)).astype(np.float32))
+  params = jax.tree.map(lambda p: p * 10.0,
+                        module.init(jax.random.PRNGKey(4), x)['params'])
+  np.testing.assert_array_equal(padded.apply({'params': params}, x),
+                                module.apply({'params': params}, x))
+  # 10 x 13 is reflect-padded to 12 x 16, run, and cropped back: the crop
+  # of the network on the explicitly padded image.
+  odd = x[:, :10, :13]
+  reflected = jnp.pad(odd, ((0, 0), (0, 2), (0, 3), (0, 0)), mode='reflect')
+  y = jax.jit(padded.apply)({'params': params}, odd)
+  assert y.shape == (1, 10, 13, 4)
+  np.testing.assert_allclose(
+      y, module.apply({'params': params}, reflected)[:, :10, :13], atol=1e-5)
+  assert padded.apply({'params': params}, x[:, :5, :6]).shape == (1, 5, 6, 4)

@@ -13,8 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rawjax.data import pipeline as pipeline_lib
+from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.methods import cstpp
 from rawjax.train import checkpoint as checkpoint_lib
+from rawjax.train import config as config_lib
 from rawjax.train import method as method_lib
 from rawjax.train.config import load_config_module
 from train_methods import helpers
@@ -72,7 +75,12 @@ def test_configs_have_the_paper_settings():
       1e-5, 2e-5, 0.5, 0.999, 2.0)
   assert (paper.loss.cycle, paper.loss.identity, paper.loss.gan) == (10, 5, 1)
   assert paper.data.batch_size == 4 and paper.data.pool_size == 50
-  assert paper.train.num_steps == 50 * 49
+  # 50 epochs of the official preprocessing: 196 images x 4 patches / 4.
+  assert paper.train.num_steps == 50 * 196
+  assert (paper.data.protocol, tuple(paper.data.resize_to)) == (
+      'resize_patches', (384, 512))
+  assert quick.data.protocol == 'random_crops'  # the published quick runs
+  assert paper.model.generator == quick.model.generator == 'cstpp'
   m = paper.model
   assert (m.embed_dim, m.depth, m.num_heads, m.qkv_bias, m.base_channels,
           m.channel_ratio) == (256, 6, 4, False, 32, 2)
@@ -95,6 +103,161 @@ def test_configs_have_the_paper_settings():
   bad.data.patch_size = 48
   with pytest.raises(ValueError, match='patch_size=48'):
     cstpp.make_steps(bad)
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('model.generator', 'unet', r"config.model.generator='unet' must be one "
+     r"of \('cstpp', 'resnet'\)"),
+    ('model.sharing', 'code', r"config.model.sharing='code' must be 'none' "
+     r"with config.model.generator='resnet'"),
+    ('model.resnet_features', 0, r'config.model.resnet_features=0 must be '
+     r'an int >= 1'),
+    ('model.resnet_blocks', -1, r'config.model.resnet_blocks=-1'),
+    ('data.protocol', 'crops', r"config.data.protocol='crops' must be one "
+     r"of \('resize_patches', 'random_crops'\)"),
+    ('data.resize_to', (384,), r'config.data.resize_to=\(384,\) must be '
+     r'\(height, width\)'),
+    ('data.resize_to', (384, 128), r'each >= config.data.patch_size=256'),
+    ('data.resize_method', 'cubic', r"config.data.resize_method='cubic'"),
+    ('data.patch_grid', 'random', r"config.data.patch_grid='random'"),
+])
+def test_config_checks_of_the_generator_and_protocol_keys(key, value, match):
+  config = CONFIGS.get_config()
+  config.model.update(generator='resnet', sharing='none')
+  section, name = key.split('.')
+  config[section][name] = value
+  with pytest.raises(config_lib.ConfigError, match=match):
+    cstpp.make_steps(config)
+  # The keys read only with the resnet generator / resize protocol are not
+  # checked without them.
+  config = CONFIGS.get_config()
+  config.data.resize_to = (1,)
+  config.model.resnet_blocks = 0
+  config.data.protocol = 'random_crops'
+  cstpp.make_steps(config)
+  config.data.resize_to = ()  # no resize: the full-resolution grid
+  config.data.protocol = 'resize_patches'
+  cstpp.make_steps(config)
+
+
+def test_patch_grid_of_known_image_sizes():
+  # The official 384 x 512 with 256 patches: 'cover' needs ceil(384 / 256)
+  # = 2 rows spread over [0, 384 - 256] and 2 abutting columns.
+  assert cstpp.patch_corners(384, 512, 256) == [(0, 0), (0, 256), (128, 0),
+                                                (128, 256)]
+  assert cstpp.patch_corners(384, 512, 256, grid='disjoint') == [(0, 0),
+                                                                 (0, 256)]
+  # 300 with 128: 3 patches at round(i * 172 / 2) = 0, 86, 172.
+  assert cstpp.patch_corners(300, 128, 128) == [(0, 0), (86, 0), (172, 0)]
+  assert cstpp.patch_corners(300, 128, 128, grid='disjoint') == [(0, 0),
+                                                                 (128, 0)]
+  with pytest.raises(ValueError, match='smaller than the patch'):
+    cstpp.patch_corners(100, 512, 256)
+  with pytest.raises(ValueError, match='grid must be one of'):
+    cstpp.patch_corners(512, 512, 256, grid='overlap')
+
+
+def _bilinear_reference(image, size):
+  """Half-pixel-centre bilinear resampling, edge-clamped, one axis at a
+  time, by its definition (cv2 INTER_LINEAR / align_corners=False)."""
+  out = np.asarray(image, np.float64)
+  for axis, n_out in enumerate(size):
+    n_in = out.shape[axis]
+    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    t = (pos - lo).reshape([-1 if a == axis else 1 for a in range(3)])
+    out = (np.take(out, lo, axis) * (1 - t) + np.take(out, hi, axis) * t)
+  return out
+
+
+def test_resize_packed_filters():
+  rng = np.random.default_rng(0)
+  image = rng.uniform(size=(12, 16, 4)).astype(np.float32)
+  # 2x down: both filters give the 2 x 2 block means (bilinear: the output
+  # centre falls midway between two input centres).
+  blocks = image.reshape(6, 2, 8, 2, 4).mean(axis=(1, 3))
+  for method in ('area', 'bilinear'):
+    np.testing.assert_allclose(cstpp.resize_packed(image, (6, 8),
+                                                   method=method),
+                               blocks, atol=1e-6)
+  # Area 3 -> 2 by hand: each output covers 1.5 inputs.
+  row = np.float32([0.2, 0.8, 0.5]).reshape(1, 3, 1)
+  np.testing.assert_allclose(
+      cstpp.resize_packed(row, (1, 2))[0, :, 0],
+      [(0.2 + 0.5 * 0.8) / 1.5, (0.5 * 0.8 + 0.5) / 1.5], atol=1e-6)
+  # Non-integer factors (down 12 -> 9, up 16 -> 20): the definition.
+  np.testing.assert_allclose(
+      cstpp.resize_packed(image, (9, 20), method='bilinear'),
+      _bilinear_reference(image, (9, 20)), atol=1e-5)
+  # Per plane: a constant per channel stays that constant (no mixing).
+  flat = np.broadcast_to(np.float32([0.1, 0.4, 0.5, 0.9]), (12, 16, 4))
+  np.testing.assert_allclose(cstpp.resize_packed(flat, (7, 5)),
+                             np.broadcast_to(flat[:1, :1], (7, 5, 4)),
+                             atol=1e-6)
+  np.testing.assert_array_equal(cstpp.resize_packed(image, (12, 16)), image)
+  with pytest.raises(ValueError, match='method must be one of'):
+    cstpp.resize_packed(image, (6, 8), method='cubic')
+
+
+class _Images:
+  fields = {'raw': pipeline_lib.Field('packed')}
+
+  def __init__(self, images):
+    self.images = images
+
+  def __len__(self):
+    return len(self.images)
+
+  def __getitem__(self, i):
+    return {'raw': self.images[i], 'name': f'im{i}'}
+
+
+def test_grid_patches_cut_the_resized_images():
+  rng = np.random.default_rng(1)
+  images = [rng.uniform(size=(20, 28, 4)).astype(np.float32)
+            for _ in range(2)]
+  data = cstpp.GridPatches(_Images(images), patch_size=8, size=(12, 16))
+  # 12 x 16 in the cover grid of 8: rows (0, 4), columns (0, 8).
+  assert data.corners == [(0, 0), (0, 8), (4, 0), (4, 8)] and len(data) == 8
+  resized = cstpp.resize_packed(images[1], (12, 16))
+  sample = data[6]  # image 1, patch 2
+  assert sample['name'] == 'im1#2'
+  np.testing.assert_array_equal(sample['raw'], resized[4:12, 0:8])
+  full = cstpp.GridPatches(_Images(images), patch_size=8, size=(),
+                           grid='disjoint')
+  assert len(full.corners) == 2 * 3
+  np.testing.assert_array_equal(full[5]['raw'], images[0][8:16, 16:24])
+  odd = cstpp.GridPatches(_Images([images[0], images[1][:16]]), patch_size=8,
+                          size=())
+  with pytest.raises(ValueError, match=r'resize_to=\(\) needs images of '
+                     'one size'):
+    odd[len(odd) - 1]
+
+
+def test_train_data_protocols(dataset):
+  config = _small('', dataset)  # the paper variant: 'resize_patches'
+  config.data.update(resize_to=(48, 64), augment=())
+  data = cstpp.make_data(config)
+  # 4 unpaired images per camera x 4 patches (rows 0 / 16, columns 0 / 32)
+  # = 16 items: 4 steps of 4 per epoch.
+  assert [p.steps_per_epoch for p in data.pipelines.values()] == [4, 4]
+  root = pathlib.Path(config.data.root)
+  batch = data.batch(0)
+  assert batch['a'].shape == batch['b'].shape == (4, 32, 32, 4)
+  for key, camera in zip(('a', 'b'), data.cameras):
+    images = raw2raw_data.Raw2RawUnpaired(root, camera=camera)
+    patches = [cstpp.resize_packed(images[i]['raw'], (48, 64))[r:r + 32,
+                                                               c:c + 32]
+               for i in range(len(images)) for r, c in data.pipelines[
+                   key].dataset.dataset.corners]
+    # Every batch item is one of the grid patches, exactly.
+    for item in batch[key]:
+      assert min(np.abs(item - p).max() for p in patches) < 1e-6
+  config.data.protocol = 'random_crops'
+  crops = cstpp.make_data(config)
+  assert [p.steps_per_epoch for p in crops.pipelines.values()] == [1, 1]
+  assert crops.batch(0)['a'].shape == (4, 32, 32, 4)
 
 
 def _pool_reference(stored, count, images, coins, indices):
@@ -265,12 +428,15 @@ def test_evaluation_tables(quick_step, dataset):
   for tag in ('a_to_b', 'b_to_a'):
     rows = results['directions'][tag]['rows']
     assert set(rows) == {'identity', 'global_3x3', 'global_3x3_pooled',
-                         'ours'}
+                         'oracle_3x3', 'ours'}
     # B is a 3x3 matrix of A: the calibrations are exact (clipping aside).
     assert rows['global_3x3_pooled']['psnr'] > 60
+    assert rows['oracle_3x3']['psnr'] > 60
+    assert rows['oracle_3x3']['delta_e2000'] < 0.01
+    assert rows['identity']['delta_e2000'] > 1
     assert rows['global_3x3_pooled']['kl'] < rows['identity']['kl']
     assert rows['global_3x3']['repeats'] == 2
-    for k in ('psnr', 'ssim', 'mae', 'kl', 'chart_mae'):
+    for k in ('psnr', 'ssim', 'mae', 'delta_e2000', 'kl', 'chart_mae'):
       assert np.isfinite(scalars[f'{tag}/ours/{k}']), k
   table = (workdir / 'results.md').read_text()
   assert 'CSTPP (ours)' in table and 'cam-b -> cam-a' in table
@@ -331,3 +497,68 @@ def test_cross_camera_adaptation_runs_through_the_method(quick_step, dataset,
     assert np.isfinite(value), key
   assert title in (workdir / 'results.md').read_text()
   assert (workdir / 'grid_isp_a.png').is_file()
+
+
+def test_resnet_generator_layout_in_the_method():
+  # CycleGAN's resnet_9blocks, 4 -> 4 (packed raw), ngf 64, layer by layer
+  # (k * k * in * out + out, instance norm without parameters):
+  #   c7s1-64      7*7*4*64 + 64     =     12,608
+  #   d128         3*3*64*128 + 128  =     73,856
+  #   d256         3*3*128*256 + 256 =    295,168
+  #   9 x R256     18 * (3*3*256*256 + 256) = 10,621,440
+  #   u128 (T)     3*3*256*128 + 128 =    295,040
+  #   u64 (T)      3*3*128*64 + 64   =     73,792
+  #   c7s1-4       7*7*64*4 + 4      =     12,548
+  #   total                          = 11,384,452 per direction
+  # (the 3 -> 3 RGB network is 11,378,179: tests/models).
+  config = CONFIGS.get_config()
+  config.model.update(generator='resnet', sharing='none')
+  shapes = jax.eval_shape(lambda: cstpp.init(config, jax.random.PRNGKey(0)))
+  generator = shapes['params']['generator']
+  assert generator['shared'] == {}
+  for tag in ('a_to_b', 'b_to_a'):
+    count = sum(int(np.prod(x.shape))
+                for x in jax.tree.leaves(generator[tag]))
+    assert count == 11_384_452
+    assert generator[tag]['up1']['kernel'].shape == (3, 3, 256, 128)
+    assert shapes['batch_stats'][tag] == {}
+
+
+def test_one_step_with_the_resnet_generator(dataset, tmp_path):
+  config = _small('quick', dataset)
+  config.model.update(generator='resnet', sharing='none', resnet_features=4,
+                      resnet_blocks=1)
+  state, batch, new, g_metrics, d_metrics = _one_step(config)
+  for metrics in (g_metrics, d_metrics):
+    for key, value in jax.tree.map(np.asarray, metrics).items():
+      assert np.all(np.isfinite(value)), key
+  g0 = jax.tree.map(lambda x: float(np.asarray(x)[0]), g_metrics)
+  assert g0['loss'] == pytest.approx(10 * g0['loss_cycle'] + 5 *
+                                     g0['loss_identity'] + g0['loss_gan'],
+                                     rel=1e-5)
+  host = helpers.unreplicate(new)
+  assert host['batch_stats'] == {'a_to_b': {}, 'b_to_a': {}}
+  # Both independent generators moved (Adam's first step moves every
+  # parameter with a nonzero gradient).
+  for tag in ('a_to_b', 'b_to_a'):
+    moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                         host['params']['generator'][tag],
+                         state['params']['generator'][tag])
+    assert max(jax.tree.leaves(moved)) > 0, tag
+  with checkpoint_lib.Checkpointer(tmp_path / 'checkpoints',
+                                   async_save=False) as ckpt:
+    assert ckpt.save(1, host)
+  restored = cstpp.restore_state(config, tmp_path)
+  jax.tree.map(np.testing.assert_array_equal, restored['params'],
+               host['params'])
+  # Evaluation on the full 32 x 32 test images and a non-multiple-of-4 size.
+  scalars = cstpp.evaluate(config, restored, workdir=tmp_path / 'eval')
+  assert all(np.isfinite(v) for v in scalars.values())
+  table = (tmp_path / 'eval' / 'results.md').read_text()
+  assert cstpp.evaluation.RESNET_LABEL in table
+  model = cstpp.generator_model(config)
+  out = cstpp.translate(model, *cstpp.direction_variables(restored, 'a_to_b'),
+                        np.full((10, 13, 4), 0.3, np.float32))
+  assert out.shape == (10, 13, 4) and 0 <= out.min() <= out.max() <= 1
+  with pytest.raises(ValueError, match='downsample=2'):
+    cstpp.generator_model(config, downsample=2)

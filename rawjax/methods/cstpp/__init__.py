@@ -1,7 +1,9 @@
 """Unsupervised raw-to-raw mapping: CSTPP generators in a CycleGAN.
 
 Xie et al., "Generalizing ISP Model by Unsupervised Raw-to-raw Mapping"
-(ACM MM 2024), as the official code trains it (spec section 1.4):
+(ACM MM 2024), as the official code trains it (spec section 1.4);
+`model.generator='resnet'` swaps in CycleGAN's ResNet generators (the plain
+CycleGAN baseline, everything else unchanged):
 
   * two generators G_AB, G_BA (`rawjax.models.CSTPPGenerator`) sharing the
     backbone (`config.model.sharing`: 'code' = BatchNorm, LayerNorm and the
@@ -30,8 +32,9 @@ generators). The modules, one concept each:
     `transform` of `rawjax.train.steps.apply_gradients`;
   * `state`: the train state (init, restore from a workdir);
   * `steps`: the generator and discriminator steps;
-  * `data`: the unpaired training stream (the simulated dataset is
-    `rawjax.data.simulated.raw2raw`);
+  * `data`: the unpaired training stream and its two protocols (the
+    official resize-then-patch grid, random crops); the simulated dataset
+    is `rawjax.data.simulated.raw2raw`;
   * `inference`: eval-mode translation, the channel view;
   * `evaluation`: Tables 1, 2 (and 4's re-scoring at other M) through
     `rawjax.eval.raw2raw`;
@@ -45,7 +48,8 @@ from __future__ import annotations
 from rawjax.methods.cstpp import adapt
 from rawjax.methods.cstpp.clipping import clip_generator_grads
 from rawjax.methods.cstpp.config import discriminator_model, generator_model
-from rawjax.methods.cstpp.data import TrainData, make_data
+from rawjax.methods.cstpp.data import (
+    GridPatches, TrainData, make_data, patch_corners, resize_packed)
 from rawjax.methods.cstpp.evaluation import (
     evaluate, evaluate_directions, load_test_pairs, viewed)
 from rawjax.methods.cstpp.inference import (
@@ -56,11 +60,12 @@ from rawjax.methods.cstpp.steps import make_steps
 from rawjax.train import method as method_lib
 
 __all__ = [
-    'TrainData', 'adapt', 'clip_generator_grads', 'direction_variables',
-    'discriminator_model', 'evaluate', 'evaluate_directions',
-    'generator_model', 'init', 'load_test_pairs', 'make_data', 'make_steps',
-    'model_view', 'pool_init', 'pool_query', 'restore_state',
-    'sample_images', 'translate', 'viewed',
+    'GridPatches', 'TrainData', 'adapt', 'clip_generator_grads',
+    'direction_variables', 'discriminator_model', 'evaluate',
+    'evaluate_directions', 'generator_model', 'init', 'load_test_pairs',
+    'make_data', 'make_steps', 'model_view', 'patch_corners', 'pool_init',
+    'pool_query', 'resize_packed', 'restore_state', 'sample_images',
+    'translate', 'viewed',
 ]
 
 

@@ -2,6 +2,10 @@
 
 The generator and discriminator of `config.model` and the Adam of
 `config.optim` (the official code: betas 0.5 / 0.999, lr G 1e-5, D 2e-5).
+`model.generator` picks the generator: 'cstpp' (the paper's) or 'resnet',
+CycleGAN's ResNet generator (`rawjax.models.ResnetGenerator`, the plain
+CycleGAN baseline of the comparison, issue 16); the data protocol keys of
+`config.data` are read by `rawjax.methods.cstpp.data`.
 """
 
 from __future__ import annotations
@@ -12,12 +16,24 @@ import optax
 
 from rawjax.eval import raw2raw as raw2raw_eval
 from rawjax.models import cstpp
+from rawjax.models.resnet_generator import ResnetGenerator
 from rawjax.train import config as config_lib
 
-__all__ = ['adam', 'check_adapt_start', 'check_config', 'check_start',
+__all__ = ['GENERATORS', 'PATCH_GRIDS', 'PROTOCOLS', 'RESIZE_METHODS', 'adam',
+           'check_adapt_start', 'check_config', 'check_start',
            'discriminator_model', 'generator_model']
 
 _SECTIONS = ('model', 'data', 'optim', 'loss', 'eval')
+
+# model.generator: the paper's CSTPP generator or CycleGAN's ResNet one.
+GENERATORS = ('cstpp', 'resnet')
+# data.protocol: 'resize_patches' (the official preprocessing: every image
+# resized to data.resize_to, then a fixed grid of data.patch_size patches,
+# each an item of the epoch) or 'random_crops' (one random crop per image
+# and step of the full-resolution image); rawjax.methods.cstpp.data.
+PROTOCOLS = ('resize_patches', 'random_crops')
+RESIZE_METHODS = ('area', 'bilinear')
+PATCH_GRIDS = ('cover', 'disjoint')
 
 
 def check_config(config, *, num_devices: int | None = None,
@@ -39,11 +55,13 @@ def check_config(config, *, num_devices: int | None = None,
   config_lib.check_choice(config, 'model.transform', cstpp.TRANSFORMS)
   config_lib.check_choice(config, 'optim.clip', ('per_network', 'union'))
   downsample = config_lib.check_int(config, 'model.downsample', minimum=1)
-  config_lib.check_multiple(
+  patch = config_lib.check_multiple(
       config, 'data.patch_size', of=32 * downsample, minimum=32,
       why=f'32 * config.model.downsample, the generator\'s downsampling, '
       'and >= 32 for the discriminator; packed pixels, so whole 2x2 CFA '
       'cells')
+  _check_generator(config)
+  _check_protocol(config, patch)
   config_lib.check_batch_divisible(config, 'data.batch_size',
                                    devices=num_devices,
                                    processes=num_processes)
@@ -55,6 +73,44 @@ def check_config(config, *, num_devices: int | None = None,
     config_lib.check_positive(config, key)
   for key in ('cycle', 'identity', 'gan'):
     config_lib.check_non_negative(config, f'loss.{key}')
+
+
+def _check_generator(config) -> None:
+  """model.generator and, for 'resnet', its width, blocks and sharing."""
+  if config_lib.check_choice(config, 'model.generator',
+                             GENERATORS) != 'resnet':
+    return
+  config_lib.check_int(config, 'model.resnet_features', minimum=1)
+  config_lib.check_int(config, 'model.resnet_blocks', minimum=1)
+  sharing = config.model.sharing
+  if sharing != 'none':
+    # The sharing modes name the Conformer's BatchNorm / LayerNorm / head;
+    # CycleGAN's two generators are independent networks.
+    raise config_lib.ConfigError(
+        'model.sharing', sharing, "'none' with config.model.generator="
+        "'resnet'", hint="CycleGAN's two ResNet generators share nothing: "
+        'add --config.model.sharing=none.')
+
+
+def _check_protocol(config, patch: int) -> None:
+  """data.protocol and, for 'resize_patches', the size, method and grid."""
+  if config_lib.check_choice(config, 'data.protocol',
+                             PROTOCOLS) != 'resize_patches':
+    return
+  config_lib.check_choice(config, 'data.resize_method', RESIZE_METHODS)
+  config_lib.check_choice(config, 'data.patch_grid', PATCH_GRIDS)
+  size = config_lib.get_value(config, 'data.resize_to')
+  size = tuple(size) if isinstance(size, (tuple, list)) else size
+  if size == ():
+    return  # no resize: the grid of the full-resolution image
+  if (not isinstance(size, tuple) or len(size) != 2 or
+      not all(isinstance(n, int) and not isinstance(n, bool) and n >= patch
+              for n in size)):
+    raise config_lib.ConfigError(
+        'data.resize_to', size, f'(height, width) in packed pixels, each '
+        f'>= config.data.patch_size={patch}, or () for no resize',
+        hint="The official size is (384, 512): cv2's (512, 384) is "
+        '(width, height).')
 
 
 @config_lib.register_start_check('cycle_gan')
@@ -114,16 +170,37 @@ def _registered_models() -> tuple[str, ...]:
 
 
 def generator_model(config, *, train_axis: str | None = None,
-                    downsample: int | None = None) -> cstpp.CSTPPGenerator:
-  """The CSTPP generator of `config.model` (both directions share it).
+                    downsample: int | None = None
+                    ) -> cstpp.CSTPPGenerator | ResnetGenerator:
+  """The generator of `config.model` (both directions use the same module).
+
+  'cstpp': the CSTPP generator; 'resnet': CycleGAN's ResNet generator
+  (`model.resnet_features` = ngf, `model.resnet_blocks`; in = out =
+  `model.in_channels`, values in [0, 1], any input size by reflection
+  padding). It has no BatchNorm, so `train_axis` does not apply and its
+  `batch_stats` are empty.
 
   Args:
     config: the method's config.
     train_axis: the device axis of synchronous BatchNorm in training (None:
       per-device statistics, and at inference).
-    downsample: M, overriding `config.model.downsample` (Table 4).
+    downsample: M, overriding `config.model.downsample` (Table 4; CSTPP
+      only).
+
+  Raises:
+    ValueError: `downsample` with the ResNet generator.
   """
   m = config.model
+  if m.generator == 'resnet':
+    if downsample not in (None, 1):
+      raise ValueError(f'downsample={downsample}: the downsampling factor M '
+                       "is CSTPP's; config.model.generator='resnet' has "
+                       'none.')
+    return ResnetGenerator(in_channels=m.in_channels,
+                           out_channels=m.in_channels,
+                           features=m.resnet_features,
+                           num_blocks=m.resnet_blocks, value_range='unit',
+                           pad_input=True)
   return cstpp.CSTPPGenerator(
       in_channels=m.in_channels, kernel=m.kernel,
       downsample=m.downsample if downsample is None else downsample,

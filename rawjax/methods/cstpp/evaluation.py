@@ -2,7 +2,8 @@
 
 Table 1: PSNR, SSIM, MAE of the whole image; Table 2: MAE also on the colour
 charts and the histogram KL of eq. 14 (`rawjax.metrics.histogram_kl`);
-beside the identity and the global 3x3 calibration baselines
+DeltaE 2000 besides (issue 16); beside the identity, the global 3x3
+calibration baselines and the per-test-pair 3x3 oracle
 (`rawjax.eval.raw2raw`). Table 4 (the downsampling factor M) re-scores the
 same generators at other M (`evaluate_directions(downsample=M)`, driven by
 benchmarks/cstpp_downsample.py).
@@ -21,26 +22,35 @@ from rawjax.data.simulated.raw2raw import dataset_root
 from rawjax.eval import raw2raw as raw2raw_eval
 from rawjax.eval import results as eval_results
 from rawjax.eval import scoring
+from rawjax.isp import color
 from rawjax.methods.cstpp import config as config_lib
 from rawjax.methods.cstpp.inference import (
     direction_variables, model_view, quantize, translate)
 
 __all__ = [
-    'LABELS', 'METRICS', 'evaluate', 'evaluate_directions',
+    'LABELS', 'METRICS', 'RESNET_LABEL', 'evaluate', 'evaluate_directions',
     'load_test_pairs', 'markdown', 'score_pairs', 'viewed',
 ]
 
-METRICS = ('psnr', 'ssim', 'mae', 'kl', 'chart_mae')
+METRICS = ('psnr', 'ssim', 'mae', 'delta_e2000', 'kl', 'chart_mae')
 LABELS = {'identity': 'Identity (no mapping)',
           'global_3x3': 'Global calibration (3x3, per anchor chart)',
           'global_3x3_pooled': 'Global calibration (3x3, all anchor pixels)',
+          'oracle_3x3': 'Oracle 3x3 (fitted on each test pair)',
           'ours': 'CSTPP (ours)'}
-_DIGITS = {'psnr': 2, 'ssim': 4, 'mae': 4, 'kl': 4, 'chart_mae': 4}
+# The 'ours' row of results.md when model.generator is CycleGAN's ResNet.
+RESNET_LABEL = 'CycleGAN (ResNet generator)'
+_DIGITS = {'psnr': 2, 'ssim': 4, 'mae': 4, 'delta_e2000': 3, 'kl': 4,
+           'chart_mae': 4}
 
 
 def score_pairs(predictions: Sequence[Any], pairs: Sequence[dict[str, Any]],
                 target_index: int) -> dict[str, np.ndarray]:
   """Per-image `METRICS`; 'chart_mae' is NaN where the image has no chart.
+
+  DeltaE 2000 reads the images as sRGB, packed ones with their greens
+  averaged (`rawjax.isp.packed_to_rgb`): Afifi's convention of
+  `rawjax.eval.raw2raw` ('srgb').
 
   Args:
     predictions: (h, w, C) outputs aligned with `pairs`.
@@ -51,7 +61,9 @@ def score_pairs(predictions: Sequence[Any], pairs: Sequence[dict[str, Any]],
     {metric: (N,) float64}.
   """
   targets = [p['images'][target_index] for p in pairs]
-  out = scoring.score_images(predictions, targets, names=METRICS[:4])
+  packed = bool(targets) and np.shape(targets[0])[-1] == 4
+  out = scoring.score_images(predictions, targets, names=METRICS[:5],
+                             view=color.packed_to_rgb if packed else None)
   out['chart_mae'] = np.asarray([
       raw2raw_eval.chart_mae(x, y, p['meta'][target_index])
       for x, y, p in zip(predictions, targets, pairs)], np.float64)
@@ -112,10 +124,14 @@ def markdown(results: Mapping[str, Any]) -> str:
            f'M = {results["downsample"]}; baselines fitted on '
            f'{results["calibration"]} of {results["num_anchors"]} anchor '
            'pairs.', '']
+  labels = dict(LABELS)
+  if results.get('generator') == 'resnet':
+    labels['ours'] = RESNET_LABEL
   lines += raw2raw_eval.direction_table(
       results['directions'], metrics=METRICS,
-      headers=('PSNR', 'SSIM', 'MAE', 'KL', 'chart MAE'), digits=_DIGITS,
-      labels=LABELS)
+      headers=('PSNR', 'SSIM', 'MAE', 'DeltaE00', 'KL', 'chart MAE'),
+      digits=_DIGITS,
+      labels=labels)
   return '\n'.join(lines) + '\n'
 
 
@@ -124,9 +140,12 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
 
   Rows: identity, the global 3x3 calibration fitted on one anchor chart at
   a time (mean +- std over anchors, the paper's baseline) and on all anchor
-  pixels, and CSTPP (G_AB for A -> B, G_BA for B -> A, eval-mode BatchNorm,
-  output clipped to [0, 1]). Columns `METRICS`: PSNR, SSIM, MAE (whole
-  image), KL (eq. 14), chart MAE (mean absolute difference of the
+  pixels, the oracle 3x3 fitted on each test pair itself (a reference that
+  sees the target), and the trained generators ('ours': CSTPP, or
+  CycleGAN's ResNet generator with model.generator='resnet'; G_AB for
+  A -> B, G_BA for B -> A, eval-mode BatchNorm, output clipped to [0, 1]).
+  Columns `METRICS`: PSNR, SSIM, MAE (whole image), DeltaE 2000
+  (`score_pairs`), KL (eq. 14), chart MAE (mean absolute difference of the
   colour-chart patch means, Table 2's MAE; NaN-skipped where a test image
   has no chart). Writes results.json, results.md and grid_<dir>.png
   (4-channel models; `rawjax.eval.raw2raw.write_direction_grid`).
@@ -141,7 +160,8 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
   results = {'dataset': str(root), 'cameras': list(cameras),
              'step': int(np.asarray(state['step'])),
              'num_test_pairs': len(tests), 'num_anchors': len(anchors),
-             'downsample': config.model.downsample, 'directions': {}}
+             'downsample': config.model.downsample,
+             'generator': config.model.generator, 'directions': {}}
   in_view = lambda xs: [model_view(config, x) for x in xs]  # noqa: E731
   for tag, s, t in raw2raw_eval.DIRECTIONS:
     inputs = [p['images'][s] for p in tests]
@@ -157,6 +177,13 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
         inputs, [raw2raw_eval.pooled_fit(anchors, s, t)], kernel='linear')[0]
     rows['global_3x3_pooled'] = _summary([score_pairs(in_view(pooled), view,
                                                       t)])
+    # The paired upper reference of a global linear map: each test pair's
+    # own least-squares 3x3 (it sees the target).
+    oracle = [raw2raw_eval.apply_mapping(
+        x, raw2raw_eval.fit_global(x[None], p['images'][t][None],
+                                   kernel='linear', channels=3, ridge=1e-6),
+        kernel='linear') for x, p in zip(inputs, tests)]
+    rows['oracle_3x3'] = _summary([score_pairs(in_view(oracle), view, t)])
     ours = _outputs(config, state, view, direction=tag, source=s)
     rows['ours'] = _summary([score_pairs(ours, view, t)])
     results['directions'][tag] = {'title': f'{cameras[s]} -> {cameras[t]}',

@@ -2,9 +2,10 @@
 
 state = {'step', 'rng', 'params': {'generator': {'shared', 'a_to_b',
 'b_to_a'}, 'discriminator': {'a', 'b'}}, 'batch_stats': {'a_to_b',
-'b_to_a'}, 'opt_g', 'opt_d', 'pool': {'a', 'b'}: {'images' (50, p, p, C),
-'count'}, 'pool_out': {'a', 'b'}: (global batch, p, p, C)}. Everything is
-replicated across devices, so a checkpoint holds all of it.
+'b_to_a'} (empty dicts for the ResNet generator), 'opt_g', 'opt_d',
+'pool': {'a', 'b'}: {'images' (50, p, p, C), 'count'}, 'pool_out': {'a',
+'b'}: (global batch, p, p, C)}. Everything is replicated across devices,
+so a checkpoint holds all of it.
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ def init(config, rng: jax.Array) -> dict[str, Any]:
   p = config.data.patch_size
   c = config.model.in_channels
   dummy = jnp.zeros((1, p, p, c), jnp.float32)
+  # The ResNet generator's parameters do not depend on the input size and a
+  # 256 x 256 init forward costs ~100 GFLOP; its smallest input suffices.
+  g_dummy = (jnp.zeros((1, 8, 8, c), jnp.float32)
+             if config.model.generator == 'resnet' else dummy)
 
   @jax.jit
   def build(keys):
     # vmapped over the two draws: one traced init per network type.
-    v = jax.vmap(lambda k: g.init(k, dummy, train=False))(keys[:2])
+    v = jax.vmap(lambda k: g.init(k, g_dummy, train=False))(keys[:2])
     v_ab, v_ba = (jax.tree.map(lambda t, i=i: t[i], v) for i in range(2))
     dv = jax.vmap(lambda k: d.init(k, dummy)['params'])(keys[2:4])
     params = {
@@ -52,7 +57,9 @@ def init(config, rng: jax.Array) -> dict[str, Any]:
                                         sharing=config.model.sharing),
         'discriminator': {k: jax.tree.map(lambda t, i=i: t[i], dv)
                           for i, k in enumerate(('a', 'b'))}}
-    stats = {'a_to_b': v_ab['batch_stats'], 'b_to_a': v_ba['batch_stats']}
+    # CycleGAN's ResNet generator (instance norm) has no batch_stats.
+    stats = {'a_to_b': v_ab.get('batch_stats', {}),
+             'b_to_a': v_ba.get('batch_stats', {})}
     return params, stats
 
   params, stats = build(keys)

@@ -72,7 +72,8 @@ def make_steps(config) -> list:
       y, updates = g.apply({'params': cstpp.merge_params(split, tag),
                             'batch_stats': stats[tag]}, x, train=True,
                            mutable=['batch_stats'])
-      stats = dict(stats, **{tag: updates['batch_stats']})
+      # The ResNet generator has no BatchNorm: no statistics to update.
+      stats = dict(stats, **{tag: updates.get('batch_stats', {})})
       outputs.append(y)
     return outputs, stats
 
