@@ -54,9 +54,11 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       weights='',         # PWC-Net parameters for 'pwcnet'
       options={},         # keyword options of the flow estimator
       mask_eps=1e-3,      # eq. 6
-      # Training warp: 'zeros' (the reference: zero padding, the validity
-      # mask drops the border strip the flow leaves) or 'border' (clamped
-      # sampling, every pixel supervised). Evaluation always uses 'zeros'.
+      # Training warp: 'zeros' (the reference's backwarp: zero padding, the
+      # validity mask drops the border strip the flow leaves) or 'border'
+      # (clamped sampling, every pixel supervised). Both sample at
+      # x + u W/(W-1) as the reference (`align_target`'s
+      # reference_scaling). Evaluation always uses 'zeros'.
       padding='zeros',
   ))
 

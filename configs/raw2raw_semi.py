@@ -87,6 +87,14 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       fda_beta=0.01,
       delta_e='auto',           # 'metadata' (target camera's WB + matrix),
                                 # 'srgb' (Afifi's rgb2lab on raw), 'auto'
+      # With metadata: 'target_metadata' (both images through the target
+      # capture's white balance and matrix, clipped; ours) or 'paper' (the
+      # paper's section 3: the camera's matrix to XYZ, the ground truth's
+      # light from its chart's neutral patches, the prediction's estimated
+      # from the prediction by shades of grey, no clipping).
+      deltae_protocol='target_metadata',
+      deltae_estimator_p=6.0,   # shades-of-grey norm (1 = grey world); the
+                                # paper's learned estimator is not public
       report_network_output=True,
       num_grid_images=4,
       error_gain=10.0,

@@ -11,8 +11,10 @@ calibration baselines, fitted on the same anchor pairs:
     papers' baseline rows, one per anchor (its chart or its pixels) and one
     over all anchor pixels;
   * `pair_scorer`: PSNR / SSIM / MAE / DeltaE 2000 of predictions against
-    the target camera, in Afifi's sRGB convention or through each capture's
-    own metadata;
+    the target camera, in Afifi's sRGB convention or through the target
+    capture's metadata, under one of `DELTAE_PROTOCOLS` ('target_metadata':
+    both images with the target capture's white balance; 'paper': the
+    paper's section 3 protocol, `paper_delta_e2000`);
   * `chart_mae`: Table 2's MAE of the colour-chart patch means;
   * `direction_table`, `flat_scores`, `write_direction_grid`: the two
     directions' results as a Markdown table, as the loop's flat scalars and
@@ -32,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rawjax import baselines
+from rawjax import baselines, metrics
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.eval import images as eval_images
 from rawjax.eval import results as eval_results
@@ -40,17 +42,27 @@ from rawjax.eval import scoring
 from rawjax.isp import color
 
 __all__ = [
-    'check_cameras', 'check_dataset_root', 'DIRECTIONS', 'METRICS', 'anchor_indices', 'apply_mapping', 'calibrated',
-    'calibration_fits', 'camera_names', 'chart_mae', 'chart_means',
-    'direction_table', 'fda', 'fit_global', 'flat_scores', 'load_pairs',
-    'pair_scorer', 'pooled_fit', 'require_train_split',
+    'check_cameras', 'check_dataset_root', 'check_delta_e', 'DELTAE_PROTOCOLS',
+    'DIRECTIONS', 'METRICS', 'anchor_indices', 'apply_mapping', 'calibrated',
+    'calibration_fits', 'camera_names', 'chart_illuminant', 'chart_mae',
+    'chart_means', 'direction_table', 'fda', 'fit_global', 'flat_scores',
+    'load_pairs', 'pair_scorer', 'paper_delta_e2000', 'paper_raw_to_lab',
+    'pooled_fit', 'require_train_split', 'shades_of_gray', 'target_illuminant',
     'write_direction_grid',
 ]
 
 # (tag, source camera index, target camera index)
 DIRECTIONS = (('a_to_b', 0, 1), ('b_to_a', 1, 0))
 METRICS = ('psnr', 'ssim', 'mae', 'delta_e2000')
+# 'target_metadata': prediction and ground truth through the target
+# capture's white balance and matrix (ours); 'paper': the paper's protocol
+# (`paper_delta_e2000`).
+DELTAE_PROTOCOLS = ('target_metadata', 'paper')
 _META_KEYS = ('wb_gains', 'cam_to_srgb', 'chart_boxes')
+# The ColorChecker's last row, in chart order: white 9.5 ... black 2.
+_NEUTRAL_PATCHES = slice(18, 24)
+# A neutral patch with a channel mean at or above this is clipped.
+_SATURATED = 0.98
 
 fit_global = jax.jit(baselines.fit_global_mapping,
                      static_argnames=('kernel', 'channels', 'ridge'))
@@ -188,27 +200,166 @@ def chart_mae(prediction: Any, target: Any, meta: dict[str, Any] | None
                                 chart_means(target, boxes))))
 
 
-def pair_scorer(pairs: Sequence[dict[str, Any]], convention: str
+def shades_of_gray(packed: Any, *, p: float) -> jax.Array:
+  """The illuminant of packed raw by shades of grey (Finlayson & Trezzi).
+
+  e_c = (mean over unclipped pixels of rgb_c ** p) ** (1/p) on (R, (Gr+Gb)/2,
+  B); p = 1 is grey world, p -> inf white patch. Pixels with a channel at
+  or above 0.98 (clipped) are left out.
+
+  Args:
+    packed: (h, w, 4) packed raw in [0, 1].
+    p: the Minkowski norm, >= 1.
+
+  Returns:
+    (3,) the illuminant's camera RGB, green = 1.
+  """
+  rgb = jnp.clip(color.packed_to_rgb(jnp.asarray(packed, jnp.float32)),
+                 0.0, 1.0).reshape(-1, 3)
+  keep = jnp.all(rgb < _SATURATED, axis=-1, keepdims=True)
+  norm = (jnp.sum(jnp.where(keep, rgb, 0.0) ** p, axis=0) /
+          jnp.maximum(jnp.sum(keep), 1)) ** (1.0 / p)
+  return norm / norm[1]
+
+
+def chart_illuminant(packed: Any, boxes: Any) -> jax.Array:
+  """The illuminant from a chart's achromatic patches (the paper's GT).
+
+  The sum of the camera RGB means (greens averaged) of the ColorChecker's
+  six neutral patches (chart order 19-24), leaving out any patch with a
+  channel mean at or above 0.98 (clipped).
+
+  Args:
+    packed: (h, w, 4) packed raw in [0, 1].
+    boxes: (24, 4) chart boxes in mosaic pixels, chart order
+      (`rawjax.baselines.chart_patch_means`).
+
+  Returns:
+    (3,) camera RGB, green = 1.
+  """
+  means = chart_means(packed, np.asarray(boxes)[_NEUTRAL_PATCHES])
+  rgb = color.packed_to_rgb(means)
+  keep = jnp.all(rgb < _SATURATED, axis=-1, keepdims=True)
+  total = jnp.sum(jnp.where(keep, rgb, 0.0), axis=0)
+  return total / total[1]
+
+
+def paper_raw_to_lab(packed: Any, *, illuminant: Any, cam_to_srgb: Any
+                     ) -> jax.Array:
+  """CIELAB of packed raw as the paper's DeltaE protocol converts it.
+
+  Greens averaged, divided by the illuminant's camera RGB (green = 1: a
+  neutral of that light becomes (g, g, g)), the camera's calibration matrix
+  to linear sRGB (`rawjax.isp.camera_to_srgb_from_xyz_to_camera` of its
+  ColorMatrix, i.e. the target capture's meta `cam_to_srgb`), XYZ (D65)
+  and Lab (D65 white). Nothing is clipped: XYZ outside the sRGB gamut and
+  negative noise reach Lab (the paper maps to XYZ, not to sRGB).
+
+  Args:
+    packed: (h, w, 4) packed raw in [0, 1].
+    illuminant: (3,) camera RGB of the light.
+    cam_to_srgb: (3, 3) the camera's matrix.
+
+  Returns:
+    (h, w, 3) Lab.
+  """
+  illuminant = jnp.asarray(illuminant, jnp.float32)
+  rgb = color.packed_to_rgb(jnp.asarray(packed, jnp.float32))
+  balanced = rgb * (illuminant[1] / illuminant)
+  return color.xyz_to_lab(color.linear_srgb_to_xyz(
+      color.apply_ccm(balanced, cam_to_srgb)))
+
+
+@functools.partial(jax.jit, static_argnames=('p',))
+def paper_delta_e2000(prediction: Any, target: Any, target_illuminant: Any,
+                      cam_to_srgb: Any, *, p: float) -> jax.Array:
+  """Mean CIEDE2000 of one pair in the paper's protocol (section 3).
+
+  "We first transform each of the mapped raw images and corresponding
+  ground-truth images to the CIE XYZ space [...] using the calibration
+  matrices provided by each camera manufacturer. The illuminant vectors [...]
+  of the mapped images were obtained using the [...] sensor-independent
+  illuminant estimation method [9], while we used the achromatic patches in
+  the color calibration chart to determine the illuminant vectors of
+  ground-truth images." The target's light is `target_illuminant` (its
+  chart, `chart_illuminant`); the prediction's light is estimated from the
+  prediction itself by `shades_of_gray` with norm `p`, standing in for the
+  learned estimator [9], which is not public. Both images use the target
+  camera's matrix (`paper_raw_to_lab`), the mean is over all pixels.
+
+  Args:
+    prediction, target: (h, w, 4) packed raw in [0, 1].
+    target_illuminant: (3,) the target's light, camera RGB.
+    cam_to_srgb: (3, 3) the target camera's matrix.
+    p: shades-of-grey norm for the prediction's light.
+
+  Returns:
+    () the mean DeltaE 2000.
+  """
+  lab_p = paper_raw_to_lab(prediction, cam_to_srgb=cam_to_srgb,
+                           illuminant=shades_of_gray(prediction, p=p))
+  lab_t = paper_raw_to_lab(target, cam_to_srgb=cam_to_srgb,
+                           illuminant=target_illuminant)
+  return metrics.mean_delta_e2000(lab_p, lab_t)
+
+
+def target_illuminant(image: Any, meta: dict[str, Any]) -> jax.Array:
+  """The ground truth's light: its chart's neutrals, else the as-shot one.
+
+  Without a chart in the capture (Afifi's test images are chart-free shots
+  of the charted scenes), the capture's as-shot neutral 1 / wb_gains stands
+  in for the chart of the equivalent shot.
+  """
+  boxes = meta.get('chart_boxes')
+  if boxes is not None and len(boxes):
+    return chart_illuminant(image, boxes)
+  neutral = 1.0 / np.asarray(meta['wb_gains'], np.float32)
+  return jnp.asarray(neutral / neutral[1])
+
+
+def pair_scorer(pairs: Sequence[dict[str, Any]], convention: str, *,
+                protocol: str = 'target_metadata', estimator_p: float = 6.0
                 ) -> tuple[Callable[[Sequence[Any], int],
                                     dict[str, np.ndarray]], str]:
   """score(predictions, target camera index) -> {metric: (N,) numpy}.
 
   `convention` ('srgb', 'metadata' or 'auto') chooses how DeltaE 2000 sees
   the packed raw: 'srgb' is Afifi's calc_deltaE2000 (greens averaged, read
-  as sRGB); 'metadata' renders each image with the target capture's white
-  balance and camera -> sRGB matrix (`rawjax.baselines.evaluate`); 'auto'
-  takes 'metadata' when every test image has it.
+  as sRGB); 'metadata' renders through the target capture's metadata;
+  'auto' takes 'metadata' when every test image has it. With metadata,
+  `protocol` (`DELTAE_PROTOCOLS`) chooses the rendering: 'target_metadata'
+  puts both images through the target capture's white balance and camera
+  -> sRGB matrix, clipped (`rawjax.baselines.evaluate`); 'paper' is the
+  paper's protocol (`paper_delta_e2000`, the prediction's light estimated
+  by shades of grey with norm `estimator_p`). PSNR, SSIM and MAE are the
+  same in all.
 
   Returns:
-    (score, the convention used).
+    (score, the convention used: 'srgb', 'metadata' or 'paper').
   """
+  if protocol not in DELTAE_PROTOCOLS:
+    raise ValueError(f'config.eval.deltae_protocol must be one of '
+                     f'{DELTAE_PROTOCOLS}, got {protocol!r}.')
   has_meta = all(m is not None and 'wb_gains' in m and 'cam_to_srgb' in m
                  for p in pairs for m in p['meta'])
+  if protocol == 'paper' and not has_meta:
+    raise ValueError("config.eval.deltae_protocol='paper' needs "
+                     'meta/<name>.npz (wb_gains, cam_to_srgb, chart_boxes) '
+                     'beside every test image; this dataset has none: use '
+                     "'target_metadata' with config.eval.delta_e='srgb'.")
   if convention == 'metadata' and not has_meta:
     raise ValueError("config.eval.delta_e='metadata' needs meta/<name>.npz "
                      '(wb_gains, cam_to_srgb) beside every test image; this '
                      "dataset has none: use 'srgb' or 'auto'.")
   use_meta = convention == 'metadata' or (convention == 'auto' and has_meta)
+  if protocol == 'paper' and not use_meta:
+    raise ValueError("config.eval.deltae_protocol='paper' renders through "
+                     "the metadata: set config.eval.delta_e to 'auto' or "
+                     f"'metadata', got {convention!r}.")
+  lights = {}
+  if protocol == 'paper':
+    lights = {(i, t): target_illuminant(p['images'][t], p['meta'][t])
+              for i, p in enumerate(pairs) for t in (0, 1)}
 
   def score(predictions, target_index):
     if not use_meta:
@@ -216,16 +367,24 @@ def pair_scorer(pairs: Sequence[dict[str, Any]], convention: str
           predictions, [p['images'][target_index] for p in pairs],
           names=METRICS, view=color.packed_to_rgb)
     out = {k: [] for k in METRICS}
-    for pair, prediction in zip(pairs, predictions):
+    for i, (pair, prediction) in enumerate(zip(pairs, predictions)):
       meta = pair['meta'][target_index]
-      values = baselines.evaluate(prediction, pair['images'][target_index],
-                                  meta['wb_gains'].astype(np.float32),
-                                  meta['cam_to_srgb'].astype(np.float32))
+      target = pair['images'][target_index]
+      cam_to_srgb = meta['cam_to_srgb'].astype(np.float32)
+      values = dict(baselines.evaluate(prediction, target,
+                                       meta['wb_gains'].astype(np.float32),
+                                       cam_to_srgb))
+      if protocol == 'paper':
+        values['delta_e2000'] = paper_delta_e2000(
+            prediction, target, lights[i, target_index], cam_to_srgb,
+            p=float(estimator_p))
       for k in METRICS:
         out[k].append(float(values[k]))
     return {k: np.asarray(v) for k, v in out.items()}
 
-  return score, ('metadata' if use_meta else 'srgb')
+  used = 'srgb' if not use_meta else (
+      'paper' if protocol == 'paper' else 'metadata')
+  return score, used
 
 
 def flat_scores(directions: Mapping[str, Mapping[str, Any]],
@@ -334,3 +493,25 @@ def check_cameras(config: Any) -> None:
   if cameras and len(cameras) != 2:
     raise config_lib.ConfigError('data.cameras', cameras,
                                  'two camera folder names (A, B), or ()')
+
+
+def check_delta_e(config: Any) -> None:
+  """`config.eval.delta_e`, `deltae_protocol`, `deltae_estimator_p` agree.
+
+  The paper's protocol renders through each capture's metadata, so it
+  cannot go with Afifi's sRGB reading (`delta_e='srgb'`).
+  """
+  from rawjax.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  config_lib.check_choice(config, 'eval.delta_e', ('auto', 'metadata', 'srgb'))
+  protocol = config_lib.check_choice(config, 'eval.deltae_protocol',
+                                     DELTAE_PROTOCOLS)
+  p = config_lib.check_positive(config, 'eval.deltae_estimator_p')
+  if p < 1:
+    raise config_lib.ConfigError('eval.deltae_estimator_p', p,
+                                 '>= 1 (a Minkowski norm; 1 = grey world)')
+  if protocol == 'paper' and config.eval.delta_e == 'srgb':
+    raise config_lib.ConfigError(
+        'eval.deltae_protocol', protocol,
+        "'target_metadata' when config.eval.delta_e='srgb'",
+        hint="the paper's protocol needs the capture metadata: set "
+        "config.eval.delta_e to 'auto' or 'metadata'")

@@ -119,13 +119,16 @@ def backward_warp(image: ArrayLike, flow: ArrayLike, *,
     image: (..., H, W, C) float.
     flow: (..., H, W, 2) float pixels, channel 0 = x (column) displacement,
       channel 1 = y (row) displacement.
-    padding: 'zeros' (the reference) or 'border' (clamp the sampling
+    padding: 'zeros' (the reference's padding; the reference's warp is
+      'zeros' with `reference_scaling=True`) or 'border' (clamp the sampling
       position; used by the flow estimator so borders add no false edges).
       The mask always flags the pixels whose taps leave the image.
     eps: mask threshold, the reference's 0.001.
     apply_mask: multiply the warped image by the mask, as the reference does.
     reference_scaling: sample at (x + u W/(W-1), y + v H/(H-1)) as the
-      reference's normalisation quirk does (bit-parity with PyTorch).
+      reference's normalisation quirk does (bit-parity with PyTorch; what
+      `rawjax.methods.liteisp.align_target` uses). False (the default of
+      this general-purpose warp) samples at exactly (x + u, y + v).
 
   Returns:
     (warped (..., H, W, C), mask (..., H, W, 1) in {0, 1}). Differentiable in

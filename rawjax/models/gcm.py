@@ -31,8 +31,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rawjax.isp._math import safe_power
 from rawjax.models import layers
+from rawjax.models.liteisp import input_gamma
 
 __all__ = ['GCM']
 
@@ -70,7 +70,8 @@ class GCM(nn.Module):
     if min(h, w) < 7:
       raise ValueError(f'GCM: images must be at least 7x7 (GuideNet 7x7 '
                        f'conv), got {h}x{w}.')
-    xg = demosaic if self.gamma == 1.0 else safe_power(demosaic, self.gamma)
+    # Exactly 0 at 0, as the reference's torch.pow (input_gamma).
+    xg = demosaic if self.gamma == 1.0 else input_gamma(demosaic, self.gamma)
     guide_in, base_in = [xg, target], [xg]
     if self.coord:
       if coord is None:

@@ -230,6 +230,24 @@ def test_liteisp_shapes_default_coord_and_bad_input(small_isp):
                    raw[..., :3])
 
 
+def test_input_gamma_is_the_reference_pow_with_finite_gradients(variant):
+  # The reference applies torch.pow(raw, 1/2.2): 0 at 0, and black-level
+  # clipping of ZRR raw gives exact zeros.
+  x = np.asarray([0.0, 1e-30, 1e-8, 1e-3, 0.0625, 0.5, 1.0, 1.3], np.float32)
+  got = np.asarray(variant(liteisp.input_gamma)(x))
+  assert got[0] == 0.0
+  # exp(gamma log x) in float32: within a few ulp of the exact power.
+  np.testing.assert_allclose(got[1:], x[1:].astype(np.float64) ** (1 / 2.2),
+                             rtol=1e-6)
+  np.testing.assert_array_equal(
+      np.asarray(variant(liteisp.input_gamma)(np.float32([-0.1]))), [0.0])
+  grad = variant(jax.vmap(jax.grad(liteisp.input_gamma)))(
+      np.float32([0.0, 1.0, 0.25]))
+  assert np.all(np.isfinite(grad)) and grad[0] == 0.0
+  np.testing.assert_allclose(grad[1:], [1 / 2.2, 0.25 ** (1 / 2.2 - 1) / 2.2],
+                             rtol=1e-6)
+
+
 def _torch_state(module):
   return {k: v.detach().numpy() for k, v in module.state_dict().items()}
 
@@ -245,6 +263,8 @@ def test_liteisp_equals_the_pytorch_reference(small_isp):
   params = convert.convert_liteisp(_torch_state(net), **SMALL)
   raw = np.random.default_rng(6).uniform(0, 1, (2, 16, 16, 4)).astype(
       np.float32)
+  # Exact zeros, as black-level clipping leaves: the gamma must give 0 there.
+  raw[raw < 0.2] = 0.0
   coord = coordinate_map(16, 16)
   with torch.no_grad():
     pynet = np.asarray(cfa.to_pynet_order(raw)).transpose(0, 3, 1, 2)

@@ -214,6 +214,47 @@ def test_alignment_recovers_the_known_shift(dataset):
   assert np.abs(np.asarray(clamped) - true)[~inside].mean() < before
 
 
+def test_training_warp_is_the_reference_backwarp(monkeypatch):
+  # align_target with padding 'zeros' against the reference's own backwarp
+  # (sniklaus' grid_sample, tests/torch_reference), which samples at
+  # x + u W/(W-1): with ~20 px flows at 96 px the scaling moves taps by
+  # 0.2 px, so the exact-displacement warp differs visibly.
+  torch = pytest.importorskip('torch')
+  import sys  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+  from torch_reference import pwcnet_torch  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(11)
+  h, w = 80, 96
+  target = rng.random((1, h, w, 3), dtype=np.float32)
+  ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing='ij')
+  flow = np.stack([20 * np.sin(ys / 17.0) + 3, -20 * np.cos(xs / 23.0)],
+                  -1)[None].astype(np.float32)
+  monkeypatch.setattr('rawjax.models.flow.estimate_flow',
+                      lambda *a, **k: jnp.asarray(flow))
+  with torch.no_grad():
+    ref, ref_mask = pwcnet_torch.backwarp(
+        torch.from_numpy(target.transpose(0, 3, 1, 2).copy()),
+        torch.from_numpy(flow.transpose(0, 3, 1, 2).copy()),
+        return_mask=True)
+  ref = ref.numpy().transpose(0, 2, 3, 1)
+  ref_mask = ref_mask.numpy().transpose(0, 2, 3, 1)
+  align = jax.jit(lambda s, t: liteisp.align_target(s, t, method='pyramid'))
+  warped, mask = align(target, target)
+  np.testing.assert_array_equal(np.asarray(mask), ref_mask)
+  np.testing.assert_allclose(np.asarray(warped), ref, atol=1e-5)
+  assert 0.3 < ref_mask.mean() < 0.95
+  exact, exact_mask = liteisp.align_target(target, target, method='pyramid',
+                                           reference_scaling=False)
+  assert np.abs(np.asarray(exact) - ref).max() > 0.05
+  assert np.sum(np.asarray(exact_mask) != ref_mask) > 0
+  # 'border' keeps the reference's sampling positions inside the mask.
+  border, _ = liteisp.align_target(target, target, method='pyramid',
+                                   padding='border')
+  inside = ref_mask[..., 0] > 0
+  np.testing.assert_allclose(np.asarray(border)[inside], ref[inside],
+                             atol=1e-5)
+
+
 def test_full_frame_tiling_matches_the_whole_frame():
   model = models.LiteISPNet(channels=(4, 8, 8), num_blocks=1, reduction=2)
   params = jax.jit(model.init)(jax.random.PRNGKey(0),

@@ -47,7 +47,8 @@ def dataset(tmp_path_factory):
   chart = np.array([[0, 0, 16, 16], [16, 16, 32, 40], [32, 0, 64, 24],
                     [40, 40, 64, 64]])  # mosaic pixels
   meta = {'wb_gains': np.array([2.0, 1.0, 1.5], np.float32),
-          'cam_to_srgb': np.eye(3, dtype=np.float32)}
+          'cam_to_srgb': np.eye(3, dtype=np.float32),
+          'shot_noise': np.float64(1e-4), 'read_noise': np.float64(1e-6)}
 
   def paired_meta(split, i, image):
     del image
@@ -79,6 +80,8 @@ def test_configs_build_and_reject_typos():
   assert paper.loss.reconstruction == paper.loss.anchor == (
       paper.loss.mapping) == 1.0
   assert paper.optim.schedule == 'constant'
+  assert paper.eval.deltae_protocol == quick.eval.deltae_protocol == (
+      'target_metadata')
   helpers.assert_configs_reject_typos(
       CONFIGS, (paper, quick),
       {'data.patch_sizee': 64, 'train.num_step': 5})
@@ -99,6 +102,30 @@ def test_bad_settings_are_named(dataset):
     raw2raw_semi.make_steps(config)
   with pytest.raises(ValueError, match="split 'train'"):
     raw2raw_semi.make_data(_small('quick', dataset), split='test')
+  # The paper's DeltaE protocol renders through the metadata.
+  config = _small('quick', dataset)
+  config.eval.update(deltae_protocol='paper', delta_e='srgb')
+  with pytest.raises(ValueError, match="config.eval.deltae_protocol='paper'"):
+    raw2raw_semi.make_steps(config)
+
+
+def test_delta_e_study_rows(dataset):
+  from rawjax.methods.raw2raw_semi import delta_e_study  # pylint: disable=g-import-not-at-top
+  result = delta_e_study.study(_small('quick', dataset))
+  assert result['matrices'][CAMERAS[1]] == {'row_norms': [1.0, 1.0, 1.0],
+                                            'condition': 1.0}
+  for direction in result['directions'].values():
+    rows = direction['rows']
+    # B is exactly a 3x3 map of A: the pooled and per-image fits recover it.
+    for row in ('global_3x3_pooled', 'oracle_3x3'):
+      assert rows[row]['psnr'] > 50 and rows[row]['de_metadata'] < 0.2
+    assert rows['identity']['de_metadata'] > 2.0
+    noise = rows['target_noise']
+    assert 0.0 < noise['de_metadata'] < rows['identity']['de_metadata']
+    # A 5x5 box filter divides the noise variance by 25.
+    assert noise['de_box5'] < 0.5 * noise['de_metadata']
+  table = delta_e_study.markdown(result)
+  assert 'Target + its own noise' in table and CAMERAS[1] in table
 
 
 def test_train_data_is_aligned_and_resumable(dataset):

@@ -34,7 +34,8 @@ def demosaic_raw(raw: jax.Array) -> jax.Array:
 def align_target(source: jax.Array, target: jax.Array, *, method: str,
                  pwc_params: Any = None,
                  options: Mapping[str, Any] | None = None,
-                 eps: float = 1e-3, padding: str = 'zeros'
+                 eps: float = 1e-3, padding: str = 'zeros',
+                 reference_scaling: bool = True
                  ) -> tuple[jax.Array, jax.Array]:
   """(y_w, m): the target warped onto `source` and its validity mask.
 
@@ -52,6 +53,12 @@ def align_target(source: jax.Array, target: jax.Array, *, method: str,
       masked, m = 0 where the flow leaves the target. 'border' (ours)
       clamps the sampling position and returns m = 1 everywhere, so the
       border strip is supervised too (with the target's edge pixels).
+    reference_scaling: sample at (x + u W/(W-1), y + v H/(H-1)), as the
+      reference's `backwarp` does (its flow normalisation quirk,
+      `rawjax.isp.warp`); with padding 'zeros' this is the reference's warp
+      and mask exactly. False samples at (x + u, y + v), the displacement
+      the flow estimator measured. The same scaling is used for both
+      paddings, so 'border' departs from the reference in its padding only.
 
   Returns:
     y_w (N, H, W, 3) and m (N, H, W, 1) in {0, 1}.
@@ -69,6 +76,8 @@ def align_target(source: jax.Array, target: jax.Array, *, method: str,
   flow = jax.lax.stop_gradient(flow)
   if padding == 'border':
     warped, _ = backward_warp(target, flow, padding='border', eps=eps,
-                              apply_mask=False)
+                              apply_mask=False,
+                              reference_scaling=reference_scaling)
     return warped, jnp.ones(target.shape[:-1] + (1,), target.dtype)
-  return backward_warp(target, flow, eps=eps)
+  return backward_warp(target, flow, eps=eps,
+                       reference_scaling=reference_scaling)

@@ -58,8 +58,7 @@ def check_config(config, *, num_devices: int | None = None,
         f'be >= 0 and not all 0, got {weights}.')
   config_lib.check_choice(config, 'model_init', ('independent', 'shared'))
   config_lib.check_choice(config, 'eval.calibration', ('chart', 'pixels'))
-  config_lib.check_choice(config, 'eval.delta_e',
-                          ('auto', 'metadata', 'srgb'))
+  raw2raw_eval.check_delta_e(config)
 
 
 @config_lib.register_start_check('raw2raw_semi')

@@ -1,12 +1,13 @@
 """Tables 1 and 2 of the paper: both directions on the paired test split.
 
-The learned mapping is scored (PSNR, SSIM, MAE, DeltaE 2000;
-`rawjax.eval.raw2raw.pair_scorer`) beside the paper's baselines: global 3x3
-and polynomial calibrations fitted on one anchor pair's colour chart at a
-time and FDA with one anchor image at a time as its target (mean +- std
-over the anchors, as the paper), plus the pooled 3x3 fit on all anchor
-pixels and the identity. Table 2's anchor count x is `data.num_anchors`.
-The choices where the paper is silent are in docs/raw2raw_semi.md.
+The learned mapping is scored (PSNR, SSIM, MAE, DeltaE 2000 in the
+protocol of `eval.deltae_protocol`; `rawjax.eval.raw2raw.pair_scorer`)
+beside the paper's baselines: global 3x3 and polynomial calibrations
+fitted on one anchor pair's colour chart at a time and FDA with one anchor
+image at a time as its target (mean +- std over the anchors, as the
+paper), plus the pooled 3x3 fit on all anchor pixels and the identity.
+Table 2's anchor count x is `data.num_anchors`. The choices where the
+paper is silent are in docs/raw2raw_semi.md.
 """
 
 from __future__ import annotations
@@ -39,17 +40,25 @@ LABELS = {
     'ours': 'Ours',
 }
 _DIGITS = {'psnr': 2, 'ssim': 4, 'mae': 4, 'delta_e2000': 2}
+_CONVENTIONS = {
+    'metadata': "metadata (the target capture's white balance and matrix "
+                'for both images)',
+    'paper': "the paper's protocol (the ground truth's light from its chart, "
+             "the prediction's estimated by shades of grey)",
+    'srgb': "Afifi's sRGB reading of the raw",
+}
 # Kernels with a term per packed channel fit all four channels.
 _FOUR_CHANNEL_KERNELS = ('raw2raw16', 'cstpp14', 'cstpp14_code')
 
 
 def markdown(results: Mapping[str, Any]) -> str:
   """results.md: the Table 1/2 columns of every row, both directions."""
+  convention = results['delta_e_convention']
   lines = [f'# Semi-supervised raw-to-raw mapping: {results["dataset"]}',
            '', f'Step {results["step"]}; {results["num_test_pairs"]} test '
            f'pairs; anchors: {results["num_anchors"]}; DeltaE convention: '
-           f'{results["delta_e_convention"]}; baselines fitted on '
-           f'{results["calibration"]}.', '']
+           f'{_CONVENTIONS.get(convention, convention)}; baselines fitted '
+           f'on {results["calibration"]}.', '']
   lines += raw2raw_eval.direction_table(
       results['directions'], metrics=METRICS,
       headers=('PSNR', 'SSIM', 'MAE', 'DeltaE2000'), digits=_DIGITS,
@@ -82,13 +91,17 @@ def evaluate(config, state, *, workdir) -> dict[str, float]:
                                           cameras=cameras)
   anchors = raw2raw_eval.load_pairs(
       root, cameras, 'anchor', keys=data_lib.anchor_keys(config, anchor_set))
-  score, convention = raw2raw_eval.pair_scorer(tests, ev.delta_e)
+  score, convention = raw2raw_eval.pair_scorer(
+      tests, ev.delta_e, protocol=ev.deltae_protocol,
+      estimator_p=ev.deltae_estimator_p)
   summary = lambda repeats: scoring.summarize(repeats, METRICS)  # noqa: E731
 
   results = {'dataset': str(root), 'cameras': list(cameras),
              'step': int(np.asarray(state['step'])),
              'num_test_pairs': len(tests), 'num_anchors': len(anchors),
              'delta_e_convention': convention, 'directions': {}}
+  if convention == 'paper':
+    results['deltae_estimator_p'] = float(ev.deltae_estimator_p)
   for tag, s, t in raw2raw_eval.DIRECTIONS:
     inputs = [p['images'][s] for p in tests]
     rows = {'identity': summary([score(inputs, t)])}

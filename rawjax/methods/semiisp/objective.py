@@ -85,15 +85,15 @@ def online_pseudo_filtering_loss(
   """SemiISP's online pseudo-data filtering (OPF), eqs. 10-13.
 
     L_r    = 1/N_r sum_n L(F(I_R^n), I_S^n)                          (10)
-    delta_n = 0 if L(F(~I_R^n), ~I_S^n) > beta L_r else 1            (11)
-    L_p    = 1/sum(delta) sum_n delta_n L(F(~I_R^n), ~I_S^n)         (12)
+    L_p    = 1/sum(delta) sum_n delta_n L(F(~I_R^n), ~I_S^n)         (11)
+    delta_n = 0 if L(F(~I_R^n), ~I_S^n) > beta L_r else 1            (12)
     L_semi = N_r/(N_r + sum delta) L_r + sum delta/(N_r + sum delta) L_p   (13)
 
   i.e. L_semi = (sum of real losses + sum of kept pseudo losses) / (N_r +
   number kept). The mask is not differentiated (it is computed from
   `stop_gradient` values), so the gradient flows only through the losses it
   keeps. With no pseudo sample kept, L_semi = L_r and L_p is reported as 0
-  (the guard of eq. 12's empty sum).
+  (the guard of eq. 11's empty sum).
 
   Data parallelism: with `axis_name`, each device passes its share of the
   batch (the same number of real and of pseudo samples on every device);
