@@ -1,21 +1,27 @@
-"""Throughput of the batching pipeline (`rawjax.data.pipeline.Pipeline`).
+"""Throughput of the batching pipeline on grain (`rawjax.data.pipeline`).
 
-Three workloads, each at the papers' batch size of 16 on one host:
+Four workloads, each at the papers' batch size of 16 on one host:
   * zrr-memory: ZRR-shaped samples held in memory (224x224x4 packed raw,
     448x448x3 sRGB, 448x448x2 coordinate map), whole samples, ZRR's
-    augmentations: the pipeline's own cost (augment, stack, shard);
+    augmentations: the pipeline's own cost (augment, stack, shard), read in
+    this process by grain's threads;
   * raw2raw-memory: 512x384 packed raws in memory, random 256x256 patches
-    of both cameras' raws, CSTPP's augmentations;
-  * zrr-files: the same as zrr-memory but decoded from a ZRR folder written
-    to a temporary directory (16-bit PNG mosaics + JPEGs), so decoding
-    dominates.
-The one-off jit compile of the 8 augmentation variants is timed apart
-("compile s"; zrr-files reuses zrr-memory's variants, which have the same
-shapes); "first batch s" is the cold start of a fresh stream;
-throughput is measured over later batches pulled from the prefetching
-iterator (`iterate()`), and for comparison from synchronous `batch()`.
+    of both cameras' raws, CSTPP's augmentations, in this process;
+  * zrr-files-w0 / zrr-files-w2: the same as zrr-memory but decoded from a
+    ZRR folder written to a temporary directory (16-bit PNG mosaics +
+    JPEGs), so decoding dominates; read in this process (worker_count 0)
+    and by 2 grain worker processes (worker_count 2).
+"first batch s" is the cold start of a fresh stream (with workers: their
+start, which imports jax); throughput is measured over later batches
+pulled from the iterator (`iterate()`), and for comparison from
+synchronous `batch()` (always in this process). With `--before PATH` (by
+default benchmarks/results/data_pipeline_before.json, the hand-written
+thread pipeline's figures on this machine) the table adds the ratio of
+each workload's batches/s to the same workload there (zrr-files-w* to
+zrr-files, which used 2 decode threads).
 
-    python benchmarks/data_pipeline.py [--batches 20] [--json PATH]
+    python benchmarks/data_pipeline.py [--batches 20] [--threads 2]
+        [--before PATH] [--json PATH]
 
 Prints a markdown table and writes JSON (default
 benchmarks/results/data_pipeline.json).
@@ -25,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import tempfile
 import time
 
+import grain
 import jax
 import numpy as np
 import png
@@ -87,18 +95,6 @@ def _write_zrr(root: pathlib.Path, size: int) -> None:
                               quality=95)
 
 
-def _compile_time(dataset, patch) -> float:
-  """Seconds to compile the 8 augmentation variants for these shapes."""
-  sample = dataset[0]
-  if patch is not None:
-    sample = pipeline.crop(sample, dataset.fields, top=0, left=0, size=patch)
-  start = time.perf_counter()
-  for bits in np.ndindex(2, 2, 2):
-    pipeline.apply_dihedral(sample, dataset.fields, transpose=bool(bits[0]),
-                            vflip=bool(bits[1]), hflip=bool(bits[2]))
-  return time.perf_counter() - start
-
-
 def _measure(make_pipeline, batches: int) -> dict:
   pipe = make_pipeline()
   start = time.perf_counter()
@@ -107,10 +103,8 @@ def _measure(make_pipeline, batches: int) -> dict:
     first_s = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(batches):
-      batch = next(stream)
-    jax.block_until_ready(batch)  # host numpy: a no-op, kept for symmetry
+      next(stream)
     prefetched = batches / (time.perf_counter() - start)
-  pipe = make_pipeline()
   pipe.batch(0)
   start = time.perf_counter()
   for step in range(1, batches // 2 + 1):
@@ -122,61 +116,84 @@ def _measure(make_pipeline, batches: int) -> dict:
           'sync_batches_per_s': synchronous, 'batch_shapes': shapes}
 
 
-def bench_pipeline(batches: int = 20, workers: int = 2) -> dict:
-  """Runs the three workloads; returns their figures (see the docstring)."""
+def bench_pipeline(batches: int = 20, threads: int = 2) -> dict:
+  """Runs the workloads; returns their figures (see the docstring)."""
   results = {}
   common = dict(per_device_batch=BATCH, local_device_count=1,
-                process_count=1, process_index=0, num_workers=workers,
+                process_count=1, process_index=0, num_workers=threads,
                 prefetch=4, seed=0)
   zrr_data = _zrr_memory(64)
-  compile_s = _compile_time(zrr_data, None)
-  results['zrr-memory'] = dict(
-      compile_s=compile_s, **_measure(lambda: pipeline.Pipeline(
+  results['zrr-memory'] = dict(worker_count=0, **_measure(
+      lambda: pipeline.Pipeline(
           zrr_data, augment=('hflip', 'vflip', 'transpose'), **common),
-                                      batches))
+      batches))
   r2r_data = _raw2raw_memory(64)
-  compile_s = _compile_time(r2r_data, 256)
-  results['raw2raw-memory'] = dict(
-      compile_s=compile_s, **_measure(lambda: pipeline.Pipeline(
+  results['raw2raw-memory'] = dict(worker_count=0, **_measure(
+      lambda: pipeline.Pipeline(
           r2r_data, patch_size=256, augment=('vflip', 'hflip', 'rot90'),
           **common), batches))
   with tempfile.TemporaryDirectory() as tmp:
     _write_zrr(pathlib.Path(tmp), 64)
     files = zrr.ZRRDataset(tmp, split='train', coords=True)
-    compile_s = _compile_time(files, None)
-    results['zrr-files'] = dict(
-        compile_s=compile_s, **_measure(lambda: pipeline.Pipeline(
-            files, augment=('hflip', 'vflip', 'transpose'), **common),
-                                        max(4, batches // 2)))
-  return {'batch_size': BATCH, 'workers': workers,
+    for workers in (0, 2):
+      results[f'zrr-files-w{workers}'] = dict(worker_count=workers, **_measure(
+          lambda: pipeline.Pipeline(
+              files, augment=('hflip', 'vflip', 'transpose'),
+              worker_count=workers, **common), max(4, batches // 2)))
+  return {'batch_size': BATCH, 'threads': threads,
           'machine': {'platform': platform.platform(),
                       'processor': platform.processor() or 'unknown',
-                      'jax': jax.__version__,
+                      'cpu_count': os.cpu_count(),
+                      'load_average': os.getloadavg(),
+                      'jax': jax.__version__, 'grain': grain.__version__,
                       'backend': jax.default_backend()},
           'workloads': results}
 
 
-def _table(report: dict) -> str:
-  lines = ['| workload | compile s | first batch s | batches/s (prefetch) | '
-           'samples/s | batches/s (sync) |', '|---|---|---|---|---|---|']
+def _before_rate(before: dict | None, name: str) -> float | None:
+  if not before:
+    return None
+  old = before['workloads'].get(name) or before['workloads'].get(
+      name.rsplit('-w', 1)[0])
+  return None if old is None else old['batches_per_s']
+
+
+def _table(report: dict, before: dict | None) -> str:
+  lines = ['| workload | workers | first batch s | batches/s | samples/s | '
+           'batches/s (sync) | before batches/s | after / before |',
+           '|---|---|---|---|---|---|---|---|']
   for name, r in report['workloads'].items():
-    lines.append(f'| {name} | {r["compile_s"]:.2f} | '
+    old = _before_rate(before, name)
+    ratio = '-' if old is None else f'{r["batches_per_s"] / old:.2f}x'
+    lines.append(f'| {name} | {r["worker_count"]} | '
                  f'{r["first_batch_s"]:.2f} | {r["batches_per_s"]:.2f} | '
-                 f'{r["samples_per_s"]:.1f} | {r["sync_batches_per_s"]:.2f} |')
+                 f'{r["samples_per_s"]:.1f} | {r["sync_batches_per_s"]:.2f} | '
+                 f'{"-" if old is None else f"{old:.2f}"} | {ratio} |')
   return '\n'.join(lines)
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--batches', type=int, default=20)
-  parser.add_argument('--workers', type=int, default=2)
+  parser.add_argument('--threads', type=int, default=2,
+                      help='grain reading threads (Pipeline num_workers)')
+  parser.add_argument('--before', type=pathlib.Path,
+                      default=ROOT / 'benchmarks/results/'
+                      'data_pipeline_before.json')
   parser.add_argument('--json', type=pathlib.Path,
                       default=ROOT / 'benchmarks/results/data_pipeline.json')
   args = parser.parse_args()
-  report = bench_pipeline(batches=args.batches, workers=args.workers)
-  print(f'batch {report["batch_size"]}, {report["workers"]} decode workers, '
-        f'{report["machine"]["backend"]}')
-  print(_table(report))
+  report = bench_pipeline(batches=args.batches, threads=args.threads)
+  before = (json.loads(args.before.read_text()) if args.before.is_file()
+            else None)
+  if before:
+    report['before'] = {
+        'file': str(args.before), 'batches_per_s': {
+            name: _before_rate(before, name) for name in report['workloads']}}
+  print(f'batch {report["batch_size"]}, {report["threads"]} grain threads, '
+        f'{report["machine"]["backend"]}, load average '
+        f'{report["machine"]["load_average"][0]:.1f}')
+  print(_table(report, before))
   text = json.dumps(report, indent=2)
   print(text)
   args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
     python -m launch.train --config=configs/kpn_isp.py --workdir=DIR \
         --config.data.root=/path/to/aligned-pairs
     python -m launch.train --config=configs/kpn_isp.py:quick --workdir=DIR
+    python -m launch.train --config=configs/kpn_isp.py:aligned_quick \
+        --workdir=DIR
 
 The poster fixes only the model family (per-pixel predicted kernels, eq.
 1-2, after Bako et al.'s KPCN) and the data: 128 x 128 aligned patches
@@ -22,6 +24,18 @@ layout (`rawjax.data.simulated.kpn_pairs`).
 (one camera, ~100 training images of 128 x 128 packed), with the raw
 white-balanced by its as-shot gains, and evaluates it against
 `rawjax.isp.process` on this 2-core CPU in about 10 minutes.
+
+`--config.data.root` may be an alignment output (`python -m rawjax.align
+--input phone.dng --target camera.png --out ROOT --split train|test`, one
+run per image pair): its manifests' kept flags are honoured
+(`data.include_rejected=True` trains on the rejected patches too).
+
+'aligned_quick' is the paper's whole data pipeline on the simulator: the
+'quick' pairs' targets seen through a known warp (global similarity, smooth
+local flow, two local rotations of ~2.5 px per image), aligned back by
+`rawjax.align` (64 x 64 patches, flow filter 1.2 px) into KPN pairs, then
+trained on (32 x 32 packed, the whole aligned patch) and evaluated on the
+aligned test patches (docs/kpn.md).
 
 The method: `rawjax.methods.kpn` (docs/kpn.md).
 """
@@ -54,6 +68,22 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       white_balance=False,    # True: the raw is multiplied by its as-shot
                               # white balance ('wb_gains' in every .npz)
       cache_dir='',           # '' = $RAWJAX_DATA_DIR or ~/.cache/rawjax
+      include_rejected=False,  # True: also the pairs an alignment manifest
+                               # rejects (flow / keypoint / re-alignment)
+      # With `root` empty and simulate=True: the simulated pairs misaligned
+      # by a known warp and re-aligned by `rawjax.align` (AlignConfig keys;
+      # rawjax.data.simulated.kpn_pairs.ensure_aligned_pairs).
+      alignment=ml_collections.ConfigDict(dict(
+          simulate=False,
+          patch_size=64,        # sRGB pixels (the paper's: 128)
+          max_flow=1.2,         # px, the paper's PWC-Net threshold
+          flow_method='pyramid',  # or 'pwcnet' with pwcnet_weights
+          pwcnet_weights='',
+          flow_regularization=0.1,  # 'pyramid' on noisy phone images
+          min_keypoints=10,     # the scripts' 40 for 128 x 128, per area
+          num_rotations=2,      # local rotations per image (warp)
+          rotation_shift=2.5,   # px, their mean displacement
+      )),
       synthetic=ml_collections.ConfigDict(dict(
           preset='raw2srgb', num_scenes=1000, seed=0, height=512,
           width=512)),
@@ -61,6 +91,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       batch_size=16,          # global
       augment=('hflip', 'vflip', 'transpose'),
       num_workers=2,
+      # grain worker processes decoding batches (0: in this process).
+      worker_count=0,
       prefetch=2,
   ))
 
@@ -103,7 +135,20 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.optim.warmup_steps = 50
     set_run_length(config, num_steps=600, eval_every=0,
                    checkpoint_every=200, log_every=20, images_every=200)
+  elif variant == 'aligned_quick':
+    # The 'quick' data, misaligned and aligned back (about 9 patches of
+    # 64 x 64 per 256 x 256 image, fewer after the filters); the patch
+    # is the whole aligned pair.
+    quick = get_config('quick')
+    config.model, config.optim = quick.model, quick.optim
+    config.data = quick.data
+    config.data.alignment.simulate = True
+    config.data.patch_size = 32
+    config.data.batch_size = 16
+    set_run_length(config, num_steps=600, eval_every=0,
+                   checkpoint_every=200, log_every=20, images_every=200)
   elif variant:
-    raise unknown_variant(variant, 'configs/kpn_isp.py',
-                          choices="'' (paper-ish settings) or 'quick'")
+    raise unknown_variant(
+        variant, 'configs/kpn_isp.py',
+        choices="'' (paper-ish settings), 'quick' or 'aligned_quick'")
   return config

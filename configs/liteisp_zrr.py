@@ -83,6 +83,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       augment=('hflip', 'vflip', 'transpose'),
       steps_per_epoch=_ZRR_TRAIN_PAIRS // 16,   # 0 = len(train) // batch
       num_workers=4,
+      # grain worker processes decoding batches (0: in this process).
+      worker_count=0,
       prefetch=2,
   ))
 

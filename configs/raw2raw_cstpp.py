@@ -101,6 +101,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       augment=('vflip', 'hflip', 'rot90'),
       quantize_8bit=False,    # the official loader's 8-bit side effect
       num_workers=2, prefetch=2,
+      # grain worker processes decoding batches (0: in this process).
+      worker_count=0,
   ))
 
   config.optim = ml_collections.ConfigDict(dict(

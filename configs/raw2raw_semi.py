@@ -57,6 +57,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       num_anchors=0,     # x of Table 2 (0 = every anchor pair)
       augment=('hflip', 'vflip', 'transpose'),
       num_workers=2,
+      # grain worker processes decoding batches (0: in this process).
+      worker_count=0,
       prefetch=2,
   ))
 

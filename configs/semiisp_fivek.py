@@ -97,6 +97,8 @@ def base(task: str = 'isp') -> ml_collections.ConfigDict:
       patch_size=0,       # 0 = whole images
       augment=('hflip', 'vflip'),
       num_workers=2,
+      # grain worker processes decoding batches (0: in this process).
+      worker_count=0,
       prefetch=2,
   ))
 

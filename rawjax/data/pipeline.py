@@ -1,8 +1,9 @@
-"""Batching: random patches, the papers' augmentations, host-local sharding.
+"""Batching on grain: random patches, the papers' augmentations, sharding.
 
 A dataset (any `rawjax.data.datasets` loader, or anything with `__len__`,
-`__getitem__` returning a dict of arrays, and a `fields` mapping) becomes a
-deterministic, resumable stream of batches shaped for `jax.pmap`:
+`__getitem__` returning a dict of arrays, and a `fields` mapping) is a grain
+random-access source; `Pipeline` turns it into a deterministic, resumable
+stream of batches shaped for `jax.pmap`:
 
     pipeline = Pipeline(dataset, per_device_batch=4, patch_size=128, seed=0)
     with pipeline.iterate(start_step=restored_step) as batches:
@@ -19,9 +20,10 @@ every mosaic crop start on an even row and column (CFA phase kept).
 
 Augmentation (the dihedral group: flips, transposes, 90-degree rotations) is
 drawn once per sample and applied identically to every field:
-  * packed raw: `rawjax.isp.flip_packed` / `transpose_packed` (a transpose or
-    an odd rotation swaps Gr and Gb, so channels keep their canonical
-    meaning; the packed-domain flip of the papers, no phase correction);
+  * packed raw: the packed-domain flip of the papers (`rawjax.isp.
+    flip_packed` / `transpose_packed`: a transpose or an odd rotation swaps
+    Gr and Gb, so channels keep their canonical meaning; no phase
+    correction);
   * mosaic: packed, transformed as above, unpacked with the same pattern, so
     the mosaic keeps its CFA pattern and its size and stays exactly the
     unpacking of its augmented packed version;
@@ -30,36 +32,58 @@ drawn once per sample and applied identically to every field:
     rewritten (ZRR's `augment`, so after a transpose the x channel varies
     along H);
   * meta (illuminants, scalars): unchanged.
+All of it is numpy index arithmetic (views, no resampling, no jax), so it
+runs in grain's worker processes without compiling anything.
+
+The grain graph of `Pipeline` (one `grain.MapDataset` per stream):
+
+    MapDataset.source(dataset)       random access to the loader
+    -> _EpochSampler                 global record g of the stream -> a
+                                     sample of the seeded epoch permutation,
+                                     with its step, slot and own RNG
+    -> _ProcessShare                 this process's block of every
+                                     global batch, the only records it reads
+    -> .map(RandomPatch) .map(RandomDihedral)   grain transforms
+    -> .batch(local batch, batch_fn=collate)    element s = step s
+    -> .to_iter_dataset(ReadOptions(num_threads, prefetch))
+    -> .mp_prefetch(worker_count)    worker processes (0: in-process)
 
 Sharding: with P processes of D local devices each and a per-device batch b,
 the global batch is G = P * D * b. Step s of epoch e takes G consecutive
-indices of a seeded permutation of the dataset; process p reads only its
-slice [p * D * b, (p + 1) * D * b) and returns arrays shaped (D, b, ...).
-Crops and augmentations are seeded by (seed, step, slot in the global
-batch), so the union of all processes' batches does not depend on how many
-processes there are, and `iterate(start_step=k)` continues an interrupted
-run exactly.
+indices of a seeded permutation of the dataset (global records s*G to
+(s+1)*G - 1); process p keeps its slice [p * D * b, (p + 1) * D * b) of
+every global batch, reads only those samples and returns arrays shaped
+(D, b, ...).
+Crops and augmentations are drawn from an RNG seeded by (seed, step, slot
+in the global batch), so the union of all processes' batches does not
+depend on how many processes there are, nor on the number of grain
+threads or worker processes (a worker computes whole batches, steps w,
+w + W, ...), and `iterate(start_step=k)` continues an interrupted run
+exactly. The same index rule, shares and seeds as the hand-written
+pipeline this replaces, so the batches are unchanged.
 
-No framework data loader is used (no grain / tf.data): the loaders are
-random-access, decoding happens in a small thread pool (PNG/JPEG/rawpy
-decoding releases the GIL), and the deterministic step-indexed sampling
-above is what resumption needs; a dependency would add nothing here.
+Resumption: `BatchIterator.get_state()` is the grain iterator's state (a
+JSON dict) plus the stream's first step; the training loop saves it in the
+Orbax checkpoint beside the train state (`rawjax.train.checkpoint`) and
+hands it back to `Pipeline.iterate(state=...)`. Without it (older
+checkpoints) `iterate(start_step=k)` gives the same batches: the state of a
+step-indexed stream is its step.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import contextlib
 import dataclasses
 import functools
 import itertools
-import math
-import queue
+import sys
 import threading
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from absl import flags as absl_flags
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,10 +91,11 @@ import numpy as np
 from rawjax.isp import cfa
 
 __all__ = [
-    'AUGMENTATIONS', 'BatchIterator', 'Field', 'Pipeline', 'Resampled',
-    'ZippedPipelines', 'apply_dihedral', 'crop', 'dihedral_element',
-    'draw_augmentation', 'on_host', 'random_patch', 'reference_size', 'shard',
-    'stream_seed', 'to_host',
+    'AUGMENTATIONS', 'BatchIterator', 'Field', 'Pipeline', 'RandomDihedral',
+    'RandomPatch', 'Resampled', 'ZippedIterator', 'ZippedPipelines',
+    'apply_dihedral', 'crop', 'dihedral_element', 'draw_augmentation',
+    'on_host', 'random_patch', 'reference_size', 'shard', 'stream_seed',
+    'to_host',
 ]
 
 Kind = Literal['packed', 'mosaic', 'image', 'meta']
@@ -85,14 +110,17 @@ AUGMENTATIONS = ('hflip', 'vflip', 'transpose', 'rot90')
 # Random-number streams, kept apart inside one seed.
 _ORDER_STREAM, _SAMPLE_STREAM = 0, 1
 
+# The version of `BatchIterator.get_state()`'s dict.
+_STATE_VERSION = 1
+
 
 @contextlib.contextmanager
 def on_host():
   """Runs eager or jitted jnp work on the host CPU backend.
 
-  The pipeline (and the loaders, which reuse the jnp ISP functions for
-  packing and normalisation) never place data on an accelerator, so they do
-  not compete with the training step for device memory.
+  The loaders, which reuse the jnp ISP functions for packing and
+  normalisation, never place data on an accelerator, so they do not compete
+  with the training step for device memory.
   """
   with jax.default_device(jax.local_devices(backend='cpu')[0]):
     yield
@@ -197,8 +225,8 @@ def crop(sample: Mapping[str, Any], fields: Mapping[str, Field], *,
 
   Returns:
     A new dict; a field of scale s is cropped at (s * top, s * left) to
-    (s * height, s * width). Mosaics go through `rawjax.isp.crop_mosaic`
-    (their offsets are even because s is).
+    (s * height, s * width), as a numpy view. Mosaic offsets are even
+    because s is, so mosaics keep their CFA pattern.
   """
   height, width = _pair(size)
   ref_h, ref_w = reference_size(sample, fields)
@@ -214,14 +242,9 @@ def crop(sample: Mapping[str, Any], fields: Mapping[str, Field], *,
       continue
     s = field.scale
     x = np.asarray(sample[key])
-    if field.kind == 'mosaic':
-      with on_host():
-        x = to_host(cfa.crop_mosaic(
-            x, top=s * top, left=s * left, height=s * height,
-            width=s * width))
-    else:
-      x = x[s * top:s * (top + height), s * left:s * (left + width)]
-    out[key] = x
+    # A mosaic's scale is even, so this window starts on a whole Bayer cell
+    # (what `rawjax.isp.crop_mosaic` does, without a device round trip).
+    out[key] = x[s * top:s * (top + height), s * left:s * (left + width)]
   return out
 
 
@@ -367,7 +390,11 @@ def apply_dihedral(sample: Mapping[str, Any], fields: Mapping[str, Field], *,
   and unpacked (pattern and size kept); images with plain array ops; meta
   unchanged. Exact (no resampling): values are only moved.
 
-  Runs jitted on the host CPU (one compile per element and field shapes).
+  Runs jitted on the host CPU (one compile per element and field shapes):
+  XLA's transposes release Python's lock and write contiguous arrays, which
+  grain's threads then batch with plain copies; numpy views of transposed
+  samples made the batching copy 1.3-2x slower (measured side by side,
+  benchmarks/data_pipeline.py workloads).
   """
   element = (bool(transpose), bool(vflip), bool(hflip))
   out = dict(sample)
@@ -402,12 +429,207 @@ def shard(batch: Mapping[str, np.ndarray],
   return out
 
 
+# --- the grain graph ----------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Record:
+  """One sample on its way through the transforms.
+
+  `rng` is seeded by (seed, step, slot): the transforms draw from it in
+  order (patch position, then augmentation), so a record's result does not
+  depend on which thread or worker process computes it.
+  """
+  sample: dict[str, Any]
+  step: int
+  slot: int
+  valid: bool
+  rng: np.random.Generator
+
+
+class _EpochSampler(grain.MapDataset):
+  """Global record g of the stream -> its sample, step, slot and RNG.
+
+  Record g is slot g % G of step g // G (G the global batch). A step of
+  epoch e takes G consecutive entries of the epoch's seeded permutation;
+  past the end of the data (the last batch of an evaluation pass) the
+  record is the epoch's first sample, flagged invalid.
+  """
+
+  def __init__(self, source: grain.MapDataset, *, global_batch: int,
+               steps_per_epoch: int, num_steps: int | None, shuffle: bool,
+               seed: int):
+    super().__init__(source)
+    self._size = len(source)
+    self._global_batch = global_batch
+    self._steps_per_epoch = steps_per_epoch
+    self._shuffle = shuffle
+    self._seed = seed
+    # Endless streams: as many records as an index can address.
+    self._length = (sys.maxsize if num_steps is None else
+                    num_steps * global_batch)
+    self._orders: collections.OrderedDict[int, np.ndarray] = (
+        collections.OrderedDict())
+    self._lock = threading.Lock()
+
+  def __len__(self) -> int:
+    return self._length
+
+  def order(self, epoch: int) -> np.ndarray:
+    """The dataset permutation of `epoch` (identity without shuffle)."""
+    if not self._shuffle:
+      return np.arange(self._size)
+    with self._lock:
+      if epoch not in self._orders:
+        rng = np.random.default_rng([self._seed, _ORDER_STREAM, epoch])
+        self._orders[epoch] = rng.permutation(self._size)
+        # Threads may straddle an epoch boundary: keep the last two.
+        while len(self._orders) > 2:
+          self._orders.popitem(last=False)
+      return self._orders[epoch]
+
+  def locate(self, record: int) -> tuple[int, int, int, bool]:
+    """(step, slot, dataset index, valid) of global record `record`."""
+    step, slot = divmod(record, self._global_batch)
+    epoch, position = divmod(step, self._steps_per_epoch)
+    within = position * self._global_batch + slot
+    valid = within < self._size
+    return step, slot, int(self.order(epoch)[within if valid else 0]), valid
+
+  def __getitem__(self, record):
+    if isinstance(record, slice):
+      return self.slice(record)
+    step, slot, index, valid = self.locate(record)
+    rng = np.random.default_rng([self._seed, _SAMPLE_STREAM, step, slot])
+    return _Record(dict(self._parent[index]), step, slot, valid, rng)
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    del state['_lock']
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._lock = threading.Lock()
+
+  def __str__(self) -> str:
+    return (f'_EpochSampler(global_batch={self._global_batch}, '
+            f'shuffle={self._shuffle}, seed={self._seed})')
+
+
+class _ProcessShare(grain.MapDataset):
+  """This process's records of the global stream: its block of every batch.
+
+  Local record r is slot p * L + r % L of step r // L (L the local batch,
+  p the process): each process reads only its contiguous share
+  [p * L, (p + 1) * L) of every global batch, and the processes' batches
+  concatenated in process order are the global batch.
+  """
+
+  def __init__(self, parent: grain.MapDataset, *, process_index: int,
+               process_count: int, local_batch: int):
+    super().__init__(parent)
+    self._process_index = process_index
+    self._process_count = process_count
+    self._local_batch = local_batch
+    self._length = len(parent) // process_count
+
+  def __len__(self) -> int:
+    return self._length
+
+  def global_record(self, record: int) -> int:
+    step, within = divmod(record, self._local_batch)
+    return ((step * self._process_count + self._process_index) *
+            self._local_batch + within)
+
+  def __getitem__(self, record):
+    if isinstance(record, slice):
+      return self.slice(record)
+    return self._parent[self.global_record(record)]
+
+  def __str__(self) -> str:
+    return (f'_ProcessShare({self._process_index} of '
+            f'{self._process_count}, local batch {self._local_batch})')
+
+
+class RandomPatch(grain.transforms.Map):
+  """A grain transform: a uniformly placed window of every field.
+
+  Draws its position from the record's (seed, step, slot) RNG (see
+  `random_patch`); `size` in reference pixels.
+  """
+
+  def __init__(self, fields: Mapping[str, Field], size: int | Sequence[int]):
+    self.fields = dict(fields)
+    self.size = _pair(size)
+
+  def map(self, record: _Record) -> _Record:
+    record.sample = random_patch(record.rng, record.sample, self.fields,
+                                 size=self.size)
+    return record
+
+
+class RandomDihedral(grain.transforms.Map):
+  """A grain transform: one drawn dihedral element on every field.
+
+  Draws `ops` (see `draw_augmentation`) from the record's RNG, after any
+  earlier transform's draws, and applies the element (`apply_dihedral`).
+  """
+
+  def __init__(self, fields: Mapping[str, Field], ops: Sequence[str]):
+    self.fields = dict(fields)
+    self.ops = tuple(ops)
+
+  def map(self, record: _Record) -> _Record:
+    element = draw_augmentation(record.rng, self.ops)
+    record.sample = apply_dihedral(record.sample, self.fields,
+                                   transpose=element[0], vflip=element[1],
+                                   hflip=element[2])
+    return record
+
+
+class _Collate:
+  """grain batch_fn: a local batch of records -> (D, b, ...) arrays."""
+
+  def __init__(self, fields: Sequence[str], *, local_device_count: int,
+               valid: bool):
+    self.fields = tuple(fields)
+    self.local_device_count = local_device_count
+    self.valid = valid
+
+  def __call__(self, records: Sequence[_Record]) -> dict[str, np.ndarray]:
+    samples = [r.sample for r in records]
+    batch = {}
+    for key in self.fields:
+      arrays = [np.asarray(s[key]) for s in samples]
+      shapes = {a.shape for a in arrays}
+      if len(shapes) > 1:
+        names = [s.get('name', '?') for s in samples]
+        hint = 'set patch_size to batch samples of different sizes'
+        turned = {s[:2] for s in shapes} | {s[1::-1] for s in shapes}
+        if len(turned) == 2 and len({s[2:] for s in shapes}) == 1:
+          hint = ('transposes and quarter turns of non-square samples change '
+                  'their shape: set a square patch_size or drop '
+                  "'transpose'/'rot90' from augment")
+        raise ValueError(
+            f'field {key!r} has different shapes in one batch '
+            f'({sorted(shapes)}; samples {names}); {hint}.')
+      stacked = np.stack(arrays)
+      if np.issubdtype(stacked.dtype, np.floating):
+        stacked = stacked.astype(np.float32, copy=False)
+      batch[key] = stacked
+    if self.valid:
+      batch['valid'] = np.array([r.valid for r in records])
+    return shard(batch, self.local_device_count)
+
+
 class Pipeline:
-  """Deterministic, host-sharded, prefetched batches from a dataset.
+  """Deterministic, host-sharded, prefetched batches from a dataset (grain).
 
   Args:
     dataset: random-access dataset: `len()`, `dataset[i]` -> dict of
-      arrays, and a `fields` mapping of `Field`s (all rawjax loaders).
+      arrays, and a `fields` mapping of `Field`s (all rawjax loaders). With
+      `worker_count` > 0 it must pickle (the loaders do).
     per_device_batch: samples per device per step.
     patch_size: reference-grid patch (int or (h, w)) cut at a uniform random
       position from every sample, or None for whole samples (they must then
@@ -428,8 +650,16 @@ class Pipeline:
       `jax.local_device_count()`); the leading batch axis.
     process_index, process_count: this process and how many there are
       (default `jax.process_index()` / `jax.process_count()`).
-    num_workers: threads decoding the samples of a batch.
-    prefetch: batches prepared ahead by the background thread.
+    num_workers: threads computing batches in each reading process (grain
+      `ReadOptions.num_threads`; decoders that release the GIL, PIL's JPEG
+      and PNG, LibRaw, gain from them).
+    prefetch: batches prepared ahead by those threads (grain
+      `ReadOptions.prefetch_buffer_size`), and per worker process.
+    worker_count: grain worker processes (`mp_prefetch`); 0 reads in this
+      process. Each worker computes whole batches (steps w, w + W, ...), so
+      the batches do not depend on it; workers pay off for decoding that
+      holds the GIL, not for data already in memory (every batch is copied
+      through shared memory).
 
   Batch of step s: dict field -> np.ndarray (local_device_count,
   per_device_batch, ...), float fields as float32.
@@ -444,7 +674,8 @@ class Pipeline:
                local_device_count: int | None = None,
                process_index: int | None = None,
                process_count: int | None = None,
-               num_workers: int = 2, prefetch: int = 2):
+               num_workers: int = 2, prefetch: int = 2,
+               worker_count: int = 0):
     self.dataset = dataset
     all_fields = dict(getattr(dataset, 'fields', {}) or {})
     if not all_fields:
@@ -464,6 +695,8 @@ class Pipeline:
                          f'{AUGMENTATIONS}.')
     if seed < 0:
       raise ValueError(f'seed must be >= 0, got {seed}.')
+    if worker_count < 0:
+      raise ValueError(f'worker_count must be >= 0, got {worker_count}.')
     self.per_device_batch = int(per_device_batch)
     self.patch_size = None if patch_size is None else _pair(patch_size)
     self.augment = tuple(augment)
@@ -482,6 +715,7 @@ class Pipeline:
                        f'[0, {self.process_count}).')
     self.num_workers = max(1, int(num_workers))
     self.prefetch = max(1, int(prefetch))
+    self.worker_count = int(worker_count)
     self.size = len(dataset)
     if self.size == 0:
       raise ValueError(f'the dataset {dataset!r} is empty.')
@@ -495,9 +729,25 @@ class Pipeline:
             f'{self.local_device_count} device(s) x {self.per_device_batch})'
             '; lower per_device_batch or set drop_remainder=False.')
     else:
-      self.steps_per_epoch = math.ceil(self.size / g)
-    self._order_cache: tuple[int, np.ndarray] | None = None
-    self._order_lock = threading.Lock()
+      self.steps_per_epoch = -(-self.size // g)
+    self._sampler = _EpochSampler(
+        grain.MapDataset.source(dataset), global_batch=g,
+        steps_per_epoch=self.steps_per_epoch, num_steps=self.num_steps,
+        shuffle=self.shuffle, seed=self.seed)
+    self._share = _ProcessShare(
+        self._sampler, process_index=self.process_index,
+        process_count=self.process_count, local_batch=self.local_batch_size)
+    records = self._share
+    if self.patch_size is not None:
+      records = records.map(RandomPatch(self.fields, self.patch_size))
+    if self.augment:
+      records = records.map(RandomDihedral(self.fields, self.augment))
+    self.steps: grain.MapDataset = records.batch(
+        self.local_batch_size, drop_remainder=False,
+        batch_fn=_Collate(self.fields, local_device_count=
+                          self.local_device_count,
+                          valid=not self.drop_remainder))
+    """The stream as a grain MapDataset: `steps[s]` is the batch of step s."""
 
   @property
   def local_batch_size(self) -> int:
@@ -519,205 +769,147 @@ class Pipeline:
       raise TypeError('an endless Pipeline (num_epochs=None) has no length.')
     return self.num_steps
 
-  def _order(self, epoch: int) -> np.ndarray:
-    with self._order_lock:
-      if self._order_cache is None or self._order_cache[0] != epoch:
-        if self.shuffle:
-          rng = np.random.default_rng([self.seed, _ORDER_STREAM, epoch])
-          order = rng.permutation(self.size)
-        else:
-          order = np.arange(self.size)
-        self._order_cache = (epoch, order)
-      return self._order_cache[1]
-
-  def indices(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dataset indices, valid flags) this process reads at `step`."""
+  def _check_step(self, step: int) -> None:
     if step < 0 or (self.num_steps is not None and step >= self.num_steps):
       raise IndexError(f'step {step} outside the stream of '
                        f'{self.num_steps} steps.')
-    epoch, position = divmod(step, self.steps_per_epoch)
-    order = self._order(epoch)
-    g, local = self.global_batch_size, self.local_batch_size
-    slots = position * g + self.process_index * local + np.arange(local)
-    valid = slots < self.size
-    return order[np.where(valid, slots, 0)], valid
 
-  def _sample(self, step: int, slot: int, index: int) -> dict[str, Any]:
-    sample = self.dataset[int(index)]
-    rng = np.random.default_rng([self.seed, _SAMPLE_STREAM, step, slot])
-    if self.patch_size is not None:
-      sample = random_patch(rng, sample, self.fields, size=self.patch_size)
-    if self.augment:
-      element = draw_augmentation(rng, self.augment)
-      sample = apply_dihedral(sample, self.fields, transpose=element[0],
-                              vflip=element[1], hflip=element[2])
-    return sample
+  def indices(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dataset indices, valid flags) this process reads at `step`."""
+    self._check_step(step)
+    local = self.local_batch_size
+    located = [self._sampler.locate(self._share.global_record(step * local + j))
+               for j in range(local)]
+    return (np.array([x[2] for x in located]),
+            np.array([x[3] for x in located]))
 
-  def batch(self, step: int, *,
-            executor: concurrent.futures.Executor | None = None
-            ) -> dict[str, np.ndarray]:
+  def batch(self, step: int) -> dict[str, np.ndarray]:
     """The batch of global step `step` for this process (synchronous)."""
-    index, valid = self.indices(step)
-    first_slot = self.process_index * self.local_batch_size
-    args = [(step, first_slot + i, idx) for i, idx in enumerate(index)]
-    if executor is None:
-      samples = [self._sample(*a) for a in args]
-    else:
-      samples = list(executor.map(lambda a: self._sample(*a), args))
-    batch = {}
-    for key in self.fields:
-      arrays = [np.asarray(s[key]) for s in samples]
-      shapes = {a.shape for a in arrays}
-      if len(shapes) > 1:
-        names = [s.get('name', '?') for s in samples]
-        hint = 'set patch_size to batch samples of different sizes'
-        turned = {s[:2] for s in shapes} | {s[1::-1] for s in shapes}
-        if len(turned) == 2 and len({s[2:] for s in shapes}) == 1:
-          hint = ('transposes and quarter turns of non-square samples change '
-                  'their shape: set a square patch_size or drop '
-                  "'transpose'/'rot90' from augment")
-        raise ValueError(
-            f'field {key!r} has different shapes in one batch '
-            f'({sorted(shapes)}; samples {names}); {hint}.')
-      stacked = np.stack(arrays)
-      if np.issubdtype(stacked.dtype, np.floating):
-        stacked = stacked.astype(np.float32, copy=False)
-      batch[key] = stacked
-    if not self.drop_remainder:
-      batch['valid'] = valid
-    return shard(batch, self.local_device_count)
+    self._check_step(step)
+    return self.steps[step]
 
-  def iterate(self, *, start_step: int = 0) -> BatchIterator:
-    """Batches from `start_step` on, prepared in a background thread."""
-    return BatchIterator(self, start_step=start_step)
+  def dataset_at(self, start_step: int) -> grain.IterDataset:
+    """The grain IterDataset of the batches from `start_step` on."""
+    if start_step < 0:
+      raise ValueError(f'start_step must be >= 0, got {start_step}.')
+    stream = self.steps[start_step:].to_iter_dataset(grain.ReadOptions(
+        num_threads=self.num_workers, prefetch_buffer_size=self.prefetch))
+    if self.worker_count:
+      # grain reads its absl flags when it starts workers; outside an absl
+      # app (a notebook, pytest) nothing parsed them: use their defaults.
+      if not absl_flags.FLAGS.is_parsed():
+        absl_flags.FLAGS.mark_as_parsed()
+      stream = stream.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self.worker_count,
+          per_worker_buffer_size=self.prefetch))
+    return stream
+
+  def iterate(self, *, start_step: int = 0,
+              state: Mapping[str, Any] | None = None) -> BatchIterator:
+    """Batches from `start_step` on, or from a saved iterator `state`.
+
+    Args:
+      start_step: the step of the first batch.
+      state: `BatchIterator.get_state()` of an earlier iterator (e.g. from a
+        checkpoint); overrides `start_step`.
+    """
+    return BatchIterator(self, start_step=start_step, state=state)
 
   def __iter__(self) -> BatchIterator:
     return self.iterate(start_step=0)
 
 
-_END = object()
-
-
-class _Failure:
-
-  def __init__(self, error: BaseException):
-    self.error = error
-
-
-def _put(q: queue.Queue, stop: threading.Event, item: Any) -> bool:
-  while not stop.is_set():
-    try:
-      q.put(item, timeout=0.05)
-      return True
-    except queue.Full:
-      continue
-  return False
-
-
-def _produce(pipeline: Pipeline, start_step: int, q: queue.Queue,
-             stop: threading.Event,
-             executor: concurrent.futures.Executor | None) -> None:
-  # A plain function, not a method: the thread must not keep its
-  # BatchIterator alive, so that dropping the iterator stops the thread.
-  try:
-    last = pipeline.num_steps
-    steps = itertools.count(start_step) if last is None else range(
-        start_step, last)
-    for step in steps:
-      if stop.is_set():
-        return
-      if not _put(q, stop, pipeline.batch(step, executor=executor)):
-        return
-    _put(q, stop, _END)
-  except BaseException as e:  # pylint: disable=broad-except
-    _put(q, stop, _Failure(e))
-
-
-def _shutdown(q: queue.Queue, stop: threading.Event, thread: threading.Thread,
-              executor: concurrent.futures.Executor | None,
-              timeout: float) -> None:
-  stop.set()
-  while True:  # unblock a producer waiting on a full queue
-    try:
-      q.get_nowait()
-    except queue.Empty:
-      break
-  if threading.current_thread() is not thread:
-    thread.join(timeout)
-  if executor is not None:
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
 class BatchIterator:
-  """Iterator over a `Pipeline`'s batches, filled by a background thread.
+  """A `Pipeline`'s batches from grain's iterator, with a resumable state.
 
-  The thread keeps at most `pipeline.prefetch` batches in a bounded queue.
-  `close()` (also on `with` exit, at the end of the stream, and when the
-  iterator is garbage-collected) stops the thread and joins it; an
-  exception raised while loading is re-raised by `next()`. `step` is the
-  step of the batch `next()` returns next (save it to resume).
+  `close()` (also on `with` exit, at the end of the stream and after an
+  error, which `next()` re-raises) stops grain's threads and worker
+  processes. `step` is the step of the batch `next()` returns next;
+  `get_state()` is the JSON dict to resume from (`Pipeline.iterate(
+  state=)`): the first step of this stream, `step`, and grain's iterator
+  state.
   """
 
   def __init__(self, pipeline: Pipeline, *, start_step: int = 0,
-               join_timeout: float = 30.0):
+               state: Mapping[str, Any] | None = None):
+    if state is not None:
+      _check_state(state)
+      start_step = int(state['start_step'])
     if start_step < 0:
       raise ValueError(f'start_step must be >= 0, got {start_step}.')
     self.pipeline = pipeline
-    self.step = int(start_step)
-    self._queue: queue.Queue = queue.Queue(maxsize=pipeline.prefetch)
-    self._stop = threading.Event()
-    self._executor = (concurrent.futures.ThreadPoolExecutor(
-        pipeline.num_workers, thread_name_prefix='rawjax-data-worker')
-                      if pipeline.num_workers > 1 else None)
-    self._thread = threading.Thread(
-        target=_produce, name='rawjax-data-prefetch', daemon=True,
-        args=(pipeline, self.step, self._queue, self._stop, self._executor))
-    self._finalizer = weakref.finalize(
-        self, _shutdown, self._queue, self._stop, self._thread,
-        self._executor, join_timeout)
-    self._thread.start()
-
-  @property
-  def thread(self) -> threading.Thread:
-    """The background thread (for tests and diagnostics)."""
-    return self._thread
+    self.start_step = int(start_step)
+    self._iterator = iter(pipeline.dataset_at(self.start_step))
+    self.step = self.start_step
+    self._closed = False
+    if state is not None:
+      self.set_state(state)
 
   @property
   def closed(self) -> bool:
-    return not self._finalizer.alive
+    return self._closed
+
+  def get_state(self) -> dict[str, Any]:
+    """JSON-serialisable state: resumes after the last batch returned."""
+    return dict(version=_STATE_VERSION, start_step=self.start_step,
+                step=self.step, grain=self._iterator.get_state())
+
+  def set_state(self, state: Mapping[str, Any]) -> None:
+    """Moves this iterator to a state of `get_state()` of the same stream.
+
+    Raises:
+      ValueError: not a state, or one of a stream started at another step
+        (use `Pipeline.iterate(state=)` for those).
+    """
+    _check_state(state)
+    if int(state['start_step']) != self.start_step:
+      raise ValueError(
+          f"the state is of a stream started at step {state['start_step']}, "
+          f'this one started at {self.start_step}; use '
+          'Pipeline.iterate(state=...).')
+    self._iterator.set_state(state['grain'])
+    self.step = int(state['step'])
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    if self.closed:
+    if self._closed:
       raise StopIteration
-    while True:
-      try:
-        item = self._queue.get(timeout=0.1)
-        break
-      except queue.Empty:
-        if not self._thread.is_alive() and self._queue.empty():
-          self.close()
-          raise StopIteration from None
-    if item is _END:
+    try:
+      batch = next(self._iterator)
+    except BaseException:
       self.close()
-      raise StopIteration
-    if isinstance(item, _Failure):
-      self.close()
-      raise item.error
+      raise
     self.step += 1
-    return item
+    return batch
 
   def close(self) -> None:
-    """Stops the background thread and waits for it (idempotent)."""
-    self._finalizer()
+    """Stops grain's threads and worker processes (idempotent)."""
+    if not self._closed:
+      self._closed = True
+      self._iterator.close()
 
   def __enter__(self) -> BatchIterator:
     return self
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+  def __del__(self):
+    # Worker processes and threads must not outlive a dropped iterator.
+    try:
+      self.close()
+    except Exception:  # pylint: disable=broad-except
+      pass  # interpreter shutdown: grain cleans up its own processes
+
+
+def _check_state(state: Mapping[str, Any]) -> None:
+  if (not isinstance(state, Mapping) or
+      state.get('version') != _STATE_VERSION or
+      not {'start_step', 'step', 'grain'} <= set(state)):
+    raise ValueError(f'not a Pipeline iterator state (version '
+                     f'{_STATE_VERSION}): {state!r:.200}')
 
 
 # --- several streams as one ---------------------------------------------------
@@ -757,7 +949,7 @@ class ZippedPipelines:
   its own seed) and defines `merge(parts)`, which turns {name: that
   pipeline's batch} into the method's batch. Batch s of the stream merges
   batch s of every pipeline, so `iterate(start_step=k)` resumes all of them
-  exactly at step k.
+  exactly at step k, and `iterate(state=)` from their saved states.
   """
 
   pipelines: dict[str, Pipeline]
@@ -770,21 +962,45 @@ class ZippedPipelines:
     """The batch of step `step` (synchronous)."""
     return self.merge({k: p.batch(step) for k, p in self.pipelines.items()})
 
-  def iterate(self, *, start_step: int = 0) -> ZippedIterator:
-    return ZippedIterator(self, start_step=start_step)
+  def iterate(self, *, start_step: int = 0,
+              state: Mapping[str, Any] | None = None) -> ZippedIterator:
+    return ZippedIterator(self, start_step=start_step, state=state)
 
   def __iter__(self) -> ZippedIterator:
     return self.iterate(start_step=0)
 
 
 class ZippedIterator:
-  """Zips the pipelines' prefetching iterators; `close()` stops them all."""
+  """Zips the pipelines' iterators; `close()` stops them all.
 
-  def __init__(self, data: ZippedPipelines, *, start_step: int = 0):
+  `get_state()` is {'step': ..., 'streams': {name: BatchIterator state}}.
+  """
+
+  def __init__(self, data: ZippedPipelines, *, start_step: int = 0,
+               state: Mapping[str, Any] | None = None):
     self._merge = data.merge
-    self._iterators = {k: p.iterate(start_step=start_step)
-                       for k, p in data.pipelines.items()}
+    if state is not None:
+      streams = state.get('streams') if isinstance(state, Mapping) else None
+      if not isinstance(streams, Mapping) or set(streams) != set(
+          data.pipelines):
+        raise ValueError(f'the saved data state has streams '
+                         f'{sorted(streams or ())}, the data has '
+                         f'{sorted(data.pipelines)}.')
+      start_step = int(state['step'])
+    self._iterators = {}
+    try:
+      for k, p in data.pipelines.items():
+        self._iterators[k] = p.iterate(
+            start_step=start_step,
+            state=None if state is None else state['streams'][k])
+    except BaseException:
+      self.close()
+      raise
     self.step = int(start_step)
+
+  def get_state(self) -> dict[str, Any]:
+    return dict(step=self.step, streams={k: it.get_state() for k, it in
+                                         self._iterators.items()})
 
   def __iter__(self) -> ZippedIterator:
     return self

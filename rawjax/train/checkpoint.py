@@ -2,9 +2,14 @@
 
 A checkpoint of step k holds the train state after k iterations as a host
 numpy pytree (item 'state', orbax StandardSave), a small JSON dict of loop
-bookkeeping (item 'meta', e.g. the count of skipped steps) and a content
-digest (item 'digest': SHA-256, shape and dtype of every state leaf, and
-SHA-256 of the meta dict), under `directory/<k>/`.
+bookkeeping (item 'meta', e.g. the count of skipped steps), optionally the
+input pipeline's iterator state (item 'data': grain's orbax handler, one
+JSON file per process, `data/process_<i>-of-<n>.json`) and a content digest
+(item 'digest': SHA-256, shape and dtype of every state leaf, SHA-256 of
+the meta dict and of the primary process's data file), under
+`directory/<k>/`. Checkpoints written without a data state (older ones, or
+data without `get_state`) restore as before; the loop then resumes the
+data by its (seed, step) rule.
 
 Atomic: orbax writes into a temporary directory and renames it when
 complete (on object stores it writes a commit marker instead), so a process
@@ -31,7 +36,9 @@ naming the path and the reason, after removing its temporary directory.
 
 Multi-host: every process calls `save`/`restore` with the same host tree
 (replica 0 of the replicated state); orbax writes from the primary process,
-which alone moves, deletes and cleans directories.
+which alone moves, deletes and cleans directories. Each process writes and
+reads its own data file; the digest covers the primary's (the others'
+states are checked by the loop against the restored step).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from typing import Any
 from absl import logging
 import jax
 from jax.experimental import multihost_utils
+import grain
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -60,7 +68,7 @@ __all__ = ['CheckpointCorruptError', 'CheckpointSaveError', 'Checkpointer']
 
 _TMP_MARKER = '.orbax-checkpoint-tmp'
 _CORRUPT_DIR = 'corrupt'
-_ITEMS = ('state', 'meta', 'digest')
+_ITEMS = ('state', 'meta', 'digest', 'data')
 
 
 class CheckpointSaveError(OSError):
@@ -124,11 +132,44 @@ def _meta_sha256(meta: Mapping[str, Any]) -> str:
       json.dumps(dict(meta), sort_keys=True).encode()).hexdigest()
 
 
-def digest(tree: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
+def _data_file() -> str:
+  """This process's file in a checkpoint's 'data' item (grain's naming)."""
+  return f'process_{jax.process_index()}-of-{jax.process_count()}.json'
+
+
+def _data_bytes(data: Mapping[str, Any]) -> bytes:
+  return json.dumps(dict(data), sort_keys=True).encode()
+
+
+class _DataState:
+  """What grain's orbax handler saves from and restores into.
+
+  grain's `CheckpointHandler` calls `get_state()` (bytes) when saving and
+  `set_state(bytes)` then `start_prefetch()` when restoring; a snapshot
+  taken at `save` time, so a background save writes the state of the step
+  it was asked for.
+  """
+
+  def __init__(self, data: bytes | None = None):
+    self.data = data
+
+  def get_state(self) -> bytes:
+    return self.data
+
+  def set_state(self, data: bytes) -> None:
+    self.data = data
+
+  def start_prefetch(self) -> None:
+    pass
+
+
+def digest(tree: Any, meta: Mapping[str, Any],
+           data: bytes | None = None) -> dict[str, Any]:
   """The content digest stored beside a checkpoint (JSON).
 
   Per leaf: SHA-256 of the C-ordered bytes, shape and dtype; so a flipped
-  byte, a truncated array or a reinterpreted dtype all show.
+  byte, a truncated array or a reinterpreted dtype all show. `data`: this
+  process's data-state file, recorded under its file name.
   """
   leaves = {}
   for path, x in jax.tree_util.tree_leaves_with_path(tree):
@@ -136,7 +177,10 @@ def digest(tree: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     leaves[_path_name(path)] = dict(
         shape=list(x.shape), dtype=str(x.dtype),
         sha256=hashlib.sha256(x.tobytes(order='C')).hexdigest())
-  return dict(algorithm='sha256', leaves=leaves, meta=_meta_sha256(meta))
+  record = dict(algorithm='sha256', leaves=leaves, meta=_meta_sha256(meta))
+  if data is not None:
+    record['data'] = {_data_file(): hashlib.sha256(data).hexdigest()}
+  return record
 
 
 def _summarise(exc: BaseException, *, limit: int = 240) -> str:
@@ -273,7 +317,8 @@ class Checkpointer:
         # checkpoints it did not write.
         item_handlers=dict(state=ocp.StandardCheckpointHandler(),
                            meta=ocp.JsonCheckpointHandler(),
-                           digest=ocp.JsonCheckpointHandler()))
+                           digest=ocp.JsonCheckpointHandler(),
+                           data=grain.checkpoint.CheckpointHandler()))
 
   def latest_step(self) -> int | None:
     """The newest finished checkpoint's step, or None."""
@@ -285,8 +330,13 @@ class Checkpointer:
   # --- saving -----------------------------------------------------------------
 
   def save(self, step: int, tree: Any, *,
-           meta: Mapping[str, Any] | None = None) -> bool:
+           meta: Mapping[str, Any] | None = None,
+           data: Mapping[str, Any] | None = None) -> bool:
     """Saves `tree` (host numpy pytree) as step `step`, with `meta` (JSON).
+
+    `data`: this process's input-pipeline iterator state (a JSON dict, e.g.
+    `rawjax.data.pipeline.BatchIterator.get_state()`), saved through
+    grain's orbax handler; every process passes its own.
 
     Returns:
       True if a checkpoint was started; False if `tree` has a non-finite
@@ -314,13 +364,16 @@ class Checkpointer:
     self._warn_if_short_of_space(step)
     tree = jax.tree.map(np.asarray, tree)
     meta = dict(meta or {})
-    record = digest(tree, meta)
+    data_bytes = None if data is None else _data_bytes(data)
+    record = digest(tree, meta, data_bytes)
+    items = dict(state=ocp.args.StandardSave(tree),
+                 meta=ocp.args.JsonSave(meta),
+                 digest=ocp.args.JsonSave(record))
+    if data_bytes is not None:
+      items['data'] = grain.checkpoint.CheckpointSave(_DataState(data_bytes))
     try:
-      started = self._manager.save(
-          step, args=ocp.args.Composite(
-              state=ocp.args.StandardSave(tree),
-              meta=ocp.args.JsonSave(meta),
-              digest=ocp.args.JsonSave(record)), force=True)
+      started = self._manager.save(step, args=ocp.args.Composite(**items),
+                                   force=True)
     except Exception as exc:  # pylint: disable=broad-except
       self._raise_save_error(step, exc)
     if started:
@@ -385,10 +438,18 @@ class Checkpointer:
     except Exception as exc:  # pylint: disable=broad-except
       raise _Corrupt('load-failed', f'fails to load: {_summarise(exc)}'
                      ) from None
-    if dict(restored.digest or {}) != dict(record):
+    # Processes other than the primary digest their own data file; the
+    # stored digest names the primary's (checked by `_check_digest`).
+    stored = {k: v for k, v in dict(restored.digest or {}).items()
+              if k != 'data'}
+    if stored != {k: v for k, v in record.items() if k != 'data'} or (
+        self._primary and dict(restored.digest or {}).get('data') !=
+        record.get('data')):
       raise _Corrupt('digest-differs', 'its stored digest differs from the '
                      'saved one')
-    self._check_digest(restored.state, dict(restored.meta or {}), record)
+    data = self._read_data(step) if 'data' in record else None
+    self._check_digest(restored.state, dict(restored.meta or {}), record,
+                       data)
 
   def _raise_save_error(self, step: int | None, exc: BaseException):
     self._pending = None
@@ -435,6 +496,13 @@ class Checkpointer:
 
   def restore(self, target: Any, *,
               step: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """(state, meta) of `restore_with_data` (the data state left out)."""
+    state, meta, _ = self.restore_with_data(target, step=step)
+    return state, meta
+
+  def restore_with_data(
+      self, target: Any, *, step: int | None = None
+  ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
     """Restores a verified checkpoint into `target`'s structure.
 
     With `step=None`, the newest checkpoint that verifies: newer ones that
@@ -447,7 +515,8 @@ class Checkpointer:
       step: which checkpoint (it must verify); None for the newest good one.
 
     Returns:
-      (numpy pytree like `target`, meta dict).
+      (numpy pytree like `target`, meta dict, this process's data state or
+      None when the checkpoint has none).
 
     Raises:
       FileNotFoundError: there is no checkpoint (or not that step).
@@ -490,8 +559,9 @@ class Checkpointer:
         f'{os.path.join(self.directory, _CORRUPT_DIR)} to retry it, or run '
         'again to start from step 0.')
 
-  def _restore_verified(self, step: int,
-                        target: Any) -> tuple[Any, dict[str, Any]]:
+  def _restore_verified(
+      self, step: int, target: Any
+  ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
     self._check_pieces(step)
     record = self._read_digest(step)
     self._check_matches(step, target, record)
@@ -504,15 +574,42 @@ class Checkpointer:
       raise _Corrupt('load-failed', f'fails to load: {_summarise(exc)}'
                      ) from None
     meta = dict(restored.meta or {})
+    data = self._read_data(step) if self._has_data(step) else None
     if record is None:
       logging.warning('checkpoint %d in %s has no digest (written before '
                       'digests were recorded); restored unverified.', step,
                       self.directory)
     else:
-      self._check_digest(restored.state, meta, record)
+      if data is not None and 'data' not in record:
+        logging.warning('checkpoint %d has a data state its digest does not '
+                        'cover; ignored (the data resumes by step).', step)
+        data = None
+      self._check_digest(restored.state, meta, record, data)
       self._verified = step if self._verified is None else max(
           self._verified, step)
-    return restored.state, meta
+    if data is None:
+      return restored.state, meta, None
+    try:
+      state = json.loads(data)
+      if not isinstance(state, dict):
+        raise ValueError(f'a {type(state).__name__}, not a dict')
+    except ValueError as exc:
+      raise _Corrupt('bad-data', f'has an unreadable data state ({exc})'
+                     ) from None
+    return restored.state, meta, state
+
+  def _has_data(self, step: int) -> bool:
+    return (self._step_dir(step) / 'data').is_dir()
+
+  def _read_data(self, step: int) -> bytes:
+    """This process's data-state file, through grain's orbax handler."""
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          data=grain.checkpoint.CheckpointRestore(_DataState())))
+    except Exception as exc:  # pylint: disable=broad-except
+      raise _Corrupt('data-failed', 'has a data state that fails to load: '
+                     f'{_summarise(exc)}') from None
+    return restored.data.data
 
   def _step_dir(self, step: int) -> pathlib.Path:
     return pathlib.Path(self.directory) / str(step)
@@ -523,6 +620,16 @@ class Checkpointer:
     pieces = ['state/_METADATA', 'state/manifest.ocdbt', 'meta/metadata']
     if self._has_digest(step):
       pieces.append('digest/metadata')
+    record = None
+    with_data = self._has_data(step)
+    if not with_data and self._has_digest(step):
+      try:
+        record = json.loads((root / 'digest' / 'metadata').read_text())
+      except (OSError, ValueError):
+        record = None  # reported by _read_digest
+      with_data = isinstance(record, dict) and 'data' in record
+    if with_data:
+      pieces.append(f'data/{_data_file()}')
     for piece in pieces:
       if not (root / piece).is_file():
         raise _Corrupt('missing-' + re.sub(r'[^A-Za-z0-9]+', '-', piece)
@@ -554,12 +661,18 @@ class Checkpointer:
     return record
 
   def _check_digest(self, tree: Any, meta: Mapping[str, Any],
-                    record: Mapping[str, Any]) -> None:
-    got = digest(tree, meta)
+                    record: Mapping[str, Any],
+                    data: bytes | None = None) -> None:
+    got = digest(tree, meta, data)
     bad = [k for k in sorted(set(got['leaves']) | set(record['leaves']))
            if got['leaves'].get(k) != record['leaves'].get(k)]
     if got['meta'] != record.get('meta'):
       bad.append('meta')
+    # Only the primary process's data file is in the digest.
+    name = _data_file()
+    wanted = (record.get('data') or {}).get(name)
+    if wanted is not None and got.get('data', {}).get(name) != wanted:
+      bad.append(f'data/{name}')
     if bad:
       raise _Corrupt('digest-mismatch', 'fails its digest (in ' +
                      ', '.join(bad[:4]) + ('' if len(bad) <= 4 else ', ...') +

@@ -30,7 +30,10 @@
     JSON lines in `workdir/metrics.jsonl`, sample image grids
     (`method.sample_images`) as PNG under `workdir/images`;
  5. checkpoints every `checkpoint.every_steps` steps, at the end, and when
-    SIGTERM arrives (then stops cleanly and returns); a save that fails
+    SIGTERM arrives (then stops cleanly and returns), with the data
+    iterator's state (`get_state()`, `rawjax.data.Pipeline`'s grain state)
+    beside the train state, which a resumed run hands back to
+    `make_data(...).iterate(state=)`; a save that fails
     (also in the background) stops the run with `CheckpointSaveError`;
     evaluates every `train.eval_every_steps` and at the end
     (`method.evaluate` on every process, results under
@@ -61,6 +64,7 @@ import numpy as np
 import tqdm
 
 from rawjax import io as rawio
+from rawjax.eval import figures as eval_figures
 from rawjax.eval import images as eval_images
 from rawjax.eval import results as eval_results
 from rawjax.train import config as config_lib
@@ -154,18 +158,58 @@ def make_iteration(steps: Sequence[Callable[..., Any]]
 # --- data ---------------------------------------------------------------------
 
 
+def _resume(data: Any, start_step: int,
+            state: Mapping[str, Any] | None) -> Any:
+  """`data.iterate(state=)` from a saved data state, else by step.
+
+  The state is used only when it is of step `start_step` (the restored
+  train state's); a checkpoint without one (older, or data without
+  `get_state`), or one the data refuses (another pipeline layout), falls
+  back to `iterate(start_step=)`, the (seed, step) rule: the same batches.
+  """
+  if state is not None:
+    if state.get('step') != start_step:
+      logging.warning('the checkpoint\'s data state is of step %s, not of the '
+                      'restored step %d; resuming the data by step.',
+                      state.get('step'), start_step)
+    else:
+      try:
+        return data.iterate(state=state)
+      except (TypeError, ValueError, KeyError, IndexError) as exc:
+        logging.warning('the data does not take the checkpoint\'s data state '
+                        '(%s); resuming it by step.', exc)
+  return data.iterate(start_step=start_step)
+
+
+class _Stream:
+  """The loop's batches plus the state to save beside the train state."""
+
+  def __init__(self, batches: Iterator[Any], iterator: Any):
+    self._batches = batches
+    self._get_state = getattr(iterator, 'get_state', None)
+
+  def __iter__(self) -> Iterator[Any]:
+    return self._batches
+
+  def state(self) -> dict[str, Any] | None:
+    """The data iterator's state after the batches taken (None: none)."""
+    return None if self._get_state is None else dict(self._get_state())
+
+
 @contextlib.contextmanager
-def _batches(data: Any, start_step: int) -> Iterator[Iterator[Any]]:
+def _batches(data: Any, start_step: int,
+             state: Mapping[str, Any] | None = None) -> Iterator[_Stream]:
   """Host batches (leaves (L, ...)) from global step `start_step` on.
 
   An iterable with `iterate(start_step=)` (`rawjax.data.Pipeline`) resumes
-  directly; any other iterable must be deterministic and is replayed past
-  the first `start_step` batches. Iterables with a `local_device_count`
-  attribute (Pipeline) yield (devices, per_device, ...) leaves, which are
-  flattened here.
+  directly, from the saved iterator `state` when it has one (see
+  `_resume`); any other iterable must be deterministic and is replayed
+  past the first `start_step` batches. Iterables with a
+  `local_device_count` attribute (Pipeline) yield (devices, per_device,
+  ...) leaves, which are flattened here.
   """
   if hasattr(data, 'iterate'):
-    iterator = data.iterate(start_step=start_step)
+    iterator = _resume(data, start_step, state)
   else:
     iterator = iter(data)
     if start_step:
@@ -179,7 +223,8 @@ def _batches(data: Any, start_step: int) -> Iterator[Iterator[Any]]:
     return x.reshape(-1, *x.shape[2:])
 
   try:
-    yield (jax.tree.map(flatten, b) if device_major else b for b in iterator)
+    yield _Stream((jax.tree.map(flatten, b) if device_major else b
+                   for b in iterator), iterator)
   finally:
     close = getattr(iterator, 'close', None) or getattr(data, 'close', None)
     if close is not None:
@@ -274,6 +319,9 @@ def _evaluate(config, method: Method, host_state: Any, directory: pathlib.Path,
     eval_results.write_default_results(directory, results, step=step)
     if writer is not None:
       writer.scalars(step, {f'eval/{k}': v for k, v in results.items()})
+      # Training writes every evaluation to workdir/eval/step_k: the curves
+      # (workdir/curves.png) now include this one.
+      eval_figures.write_curves(directory.parents[1])
     logging.info('evaluation at step %d: %s', step, eval_results.scalars(results))
   return results
 
@@ -390,7 +438,8 @@ def _write_images(config, method: Method, host_state: Any, host_batch: Any,
 
 def _train(config, method: Method, parallel: parallel_lib.Parallel,
            checkpointer: Checkpointer, writer: MetricWriter, host_state: Any,
-           skipped: int, workdir: pathlib.Path) -> tuple[Any, bool]:
+           skipped: int, workdir: pathlib.Path,
+           data_state: Mapping[str, Any] | None = None) -> tuple[Any, bool]:
   """Runs the steps; returns (host state, whether a stop was requested)."""
   is_main = jax.process_index() == 0
   start, num_steps = int(host_state['step']), config.train.num_steps
@@ -417,7 +466,7 @@ def _train(config, method: Method, parallel: parallel_lib.Parallel,
   interval_start, interval_steps = None, 0
   started = time.perf_counter()
   try:
-    with _batches(data, start) as batches:
+    with _batches(data, start, data_state) as batches:
       for host_batch in batches:
         state, metrics, ok = iteration(state, parallel.shard_batch(host_batch))
         step += 1
@@ -454,7 +503,8 @@ def _train(config, method: Method, parallel: parallel_lib.Parallel,
                         workdir, writer, step)
         if save or stopped:
           checkpointer.save(step, parallel.unreplicate(state),
-                            meta=dict(skipped_steps=outcomes.skipped))
+                            meta=dict(skipped_steps=outcomes.skipped),
+                            data=batches.state())
         # A background save that failed stops the run here, not at the next
         # save point (which could be hours of lost steps away).
         checkpointer.check()
@@ -474,7 +524,8 @@ def _train(config, method: Method, parallel: parallel_lib.Parallel,
                         'config.train.num_steps=%d.', step, num_steps)
         outcomes.read(keep_last=False)
         checkpointer.save(step, parallel.unreplicate(state),
-                          meta=dict(skipped_steps=outcomes.skipped))
+                          meta=dict(skipped_steps=outcomes.skipped),
+                          data=batches.state())
   finally:
     bar.close()
     stop_requested.restore()
@@ -530,11 +581,12 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
     checkpointer = stack.enter_context(Checkpointer(
         workdir / 'checkpoints', max_to_keep=config.checkpoint.max_to_keep,
         async_save=config.checkpoint.async_save))
-    skipped = 0
+    skipped, data_state = 0, None
     if checkpointer.latest_step() is not None:
       # The newest checkpoint that verifies; corrupt newer ones are moved
       # to checkpoints/corrupt/ and named in one warning.
-      host_state, meta = checkpointer.restore(host_state)
+      host_state, meta, data_state = checkpointer.restore_with_data(
+          host_state)
       skipped = int(meta.get('skipped_steps', 0))
       logging.info('resuming %s from step %d (%s)', method.name,
                    int(host_state['step']), checkpointer.directory)
@@ -543,7 +595,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike[str]) -> Any:
     if step < config.train.num_steps:
       host_state, stopped = _train(
           config, method, parallel, checkpointer, writer, host_state, skipped,
-          workdir)
+          workdir, data_state)
       step = int(host_state['step'])
     else:
       logging.info('%s is already trained to step %d.', method.name, step)

@@ -1,14 +1,18 @@
-"""The batching pipeline: patches, augmentations, sharding, determinism.
+"""The batching pipeline on grain: patches, augmentations, sharding, resume.
 
 Augmentations are checked exactly against numpy's flips/transposes (the
 independent reference), across every field of a sample; packed-raw
-rotations against mosaic rotations; sharding on the 4 host CPU devices of
-tests/conftest.py; per-process slicing with a faked process index/count.
+rotations against the jnp `rawjax.isp.rot90_packed` and mosaic rotations;
+sharding on the 4 host CPU devices of tests/conftest.py; per-process
+slicing with a faked process index/count; resumption from a step and from
+the grain iterator state, in process and with 2 grain worker processes.
 """
 
 import gc
 import itertools
+import json
 import threading
+import time
 
 import hypothesis
 import hypothesis.strategies as st
@@ -288,23 +292,33 @@ def test_evaluation_pass_covers_every_sample_once_with_a_valid_mask():
                                 ArrayDataset()[0]['raw'])
 
 
-def test_prefetch_thread_stops_on_close_on_errors_and_when_dropped():
+def _grain_threads():
+  return [t for t in threading.enumerate() if t.name.startswith(
+      ('grain-prefetch', 'rawjax-data'))]
+
+
+def _wait_for_no_grain_threads(timeout=5.0):
+  deadline = time.monotonic() + timeout
+  while _grain_threads() and time.monotonic() < deadline:
+    time.sleep(0.02)
+  return _grain_threads()
+
+
+def test_iterator_stops_grain_on_close_on_errors_and_when_dropped():
   pipe = pipeline.Pipeline(ArrayDataset(size=8), per_device_batch=1,
                            patch_size=2, local_device_count=4, prefetch=1)
   stream = pipe.iterate()
   next(stream)
-  thread = stream.thread
-  assert thread.is_alive()
+  assert _grain_threads()
   stream.close()
-  assert not thread.is_alive() and stream.closed
+  assert stream.closed and not _wait_for_no_grain_threads()
   with pytest.raises(StopIteration):
     next(stream)
   stream.close()  # idempotent
 
   with pipe.iterate() as stream:
     next(stream)
-    thread = stream.thread
-  assert not thread.is_alive()
+  assert stream.closed and not _wait_for_no_grain_threads()
 
   failing = pipeline.Pipeline(ArrayDataset(size=8, fail_at=5),
                               per_device_batch=1, shuffle=False, augment=(),
@@ -313,17 +327,87 @@ def test_prefetch_thread_stops_on_close_on_errors_and_when_dropped():
   next(stream)
   with pytest.raises(OSError, match='sample 5 is unreadable'):
     next(stream)
-  assert not stream.thread.is_alive()
+  assert stream.closed and not _wait_for_no_grain_threads()
 
   stream = pipe.iterate()
   next(stream)
-  thread = stream.thread
   del stream
   gc.collect()
-  thread.join(5)
-  assert not thread.is_alive()
-  assert not [t for t in threading.enumerate()
-              if t.name.startswith('rawjax-data')]
+  assert not _wait_for_no_grain_threads()
+
+
+def _assert_same_batches(got, want):
+  assert len(got) == len(want)
+  for a, b in zip(got, want):
+    assert set(a) == set(b)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_saved_iterator_state_resumes_exactly_and_survives_json():
+  common = dict(per_device_batch=1, patch_size=4, local_device_count=4,
+                seed=3, num_workers=2, prefetch=3)
+  pipe = pipeline.Pipeline(ArrayDataset(size=9), **common)
+  want = [pipe.batch(step) for step in range(2, 7)]
+  with pipe.iterate(start_step=2) as stream:
+    first = [next(stream) for _ in range(2)]
+    state = json.loads(json.dumps(stream.get_state()))
+    assert state['step'] == stream.step == 4
+  _assert_same_batches(first, want[:2])
+  # A fresh pipeline (a restarted process) continues from the state.
+  again = pipeline.Pipeline(ArrayDataset(size=9), **common)
+  with again.iterate(state=state) as stream:
+    assert stream.step == 4
+    _assert_same_batches([next(stream) for _ in range(3)], want[2:])
+  with pytest.raises(ValueError, match='not a Pipeline iterator state'):
+    again.iterate(state={'next_index': 3})
+
+
+def test_worker_processes_give_the_same_batches_and_resume():
+  # Two spawned worker processes, each computing whole batches (one start
+  # of the workers: they import jax, seconds each on a loaded machine).
+  common = dict(per_device_batch=1, patch_size=4, local_device_count=4,
+                seed=5, num_workers=1, prefetch=1)
+  want = [pipeline.Pipeline(ArrayDataset(size=12), **common).batch(step)
+          for step in range(1, 6)]
+  workers = pipeline.Pipeline(ArrayDataset(size=12), worker_count=2,
+                              **common)
+  with workers.iterate(start_step=1) as stream:
+    got = [next(stream)]
+    state = json.loads(json.dumps(stream.get_state()))
+    got += [next(stream) for _ in range(4)]
+    _assert_same_batches(got, want)
+    # Back to the saved state: grain resets its workers to it.
+    stream.set_state(state)
+    assert stream.step == 2
+    _assert_same_batches([next(stream) for _ in range(2)], want[1:3])
+
+
+class _Zipped(pipeline.ZippedPipelines):
+
+  def __init__(self):
+    self.pipelines = {
+        name: pipeline.Pipeline(ArrayDataset(size=8), per_device_batch=1,
+                                patch_size=2, local_device_count=4,
+                                seed=pipeline.stream_seed(0, i))
+        for i, name in enumerate(('a', 'b'))}
+
+  def merge(self, parts):
+    return {k: v['raw'] for k, v in parts.items()}
+
+
+def test_zipped_streams_resume_from_their_saved_states():
+  data = _Zipped()
+  want = [data.batch(step) for step in range(4)]
+  assert not np.array_equal(want[0]['a'], want[0]['b'])  # own seeds
+  with data.iterate() as stream:
+    next(stream)
+    state = json.loads(json.dumps(stream.get_state()))
+  assert state['step'] == 1 and set(state['streams']) == {'a', 'b'}
+  with _Zipped().iterate(state=state) as stream:
+    _assert_same_batches([next(stream) for _ in range(3)], want[1:])
+  with pytest.raises(ValueError, match='streams'):
+    data.iterate(state=dict(step=1, streams={'a': state['streams']['a']}))
 
 
 def test_pipeline_rejects_bad_configurations():
@@ -337,9 +421,8 @@ def test_pipeline_rejects_bad_configurations():
   with pytest.raises(ValueError, match='process_index 2'):
     pipeline.Pipeline(ArrayDataset(), per_device_batch=1, process_index=2,
                       process_count=2)
-  uneven = pipeline.Pipeline(ArrayDataset(size=8), per_device_batch=1,
+  uneven = pipeline.Pipeline(_MixedSizes(size=8), per_device_batch=1,
                              augment=(), local_device_count=4)
-  uneven.dataset = _MixedSizes()
   with pytest.raises(ValueError, match='set patch_size'):
     uneven.batch(0)
   transposed = pipeline.Pipeline(ArrayDataset(size=8), per_device_batch=2,

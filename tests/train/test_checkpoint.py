@@ -11,6 +11,7 @@ are simulated by a patched orbax handler whose commit raises ENOSPC.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import pathlib
 import shutil
@@ -199,6 +200,41 @@ def test_a_checkpoint_without_a_digest_still_restores(tmp_path, caplog):
     restored, _ = checkpointer.restore(small_state(0, rng))
   assert_trees_equal(restored, state)
   assert any('has no digest' in r.getMessage() for r in caplog.records)
+
+
+def test_the_data_state_is_saved_verified_and_falls_back(tmp_path, caplog):
+  # grain's handler writes one JSON file per process under data/; the
+  # digest covers it, so an edited file is corruption like a flipped byte.
+  rng = np.random.default_rng(7)
+  states = {step: small_state(step, rng) for step in (1, 2, 3)}
+  data = {step: dict(version=1, start_step=0, step=step,
+                     grain=dict(next_index=step)) for step in (1, 2)}
+  with checkpoint_lib.Checkpointer(tmp_path) as checkpointer:  # async
+    for step, state in states.items():
+      assert checkpointer.save(step, state, meta=dict(skipped_steps=0),
+                               data=data.get(step))
+  data_file = tmp_path / '2' / 'data' / 'process_0-of-1.json'
+  assert json.loads(data_file.read_text()) == data[2]
+  assert not (tmp_path / '3' / 'data').exists()
+  with checkpoint_lib.Checkpointer(tmp_path) as checkpointer:
+    # Step 3 has no data state (as every checkpoint before grain): None.
+    restored, _, got = checkpointer.restore_with_data(small_state(0, rng))
+    assert_trees_equal(restored, states[3])
+    assert got is None
+    restored, _, got = checkpointer.restore_with_data(small_state(0, rng),
+                                                      step=2)
+    assert_trees_equal(restored, states[2])
+    assert got == data[2]
+  shutil.rmtree(tmp_path / '3')
+  data_file.write_text(data_file.read_text().replace('"step": 2',
+                                                     '"step": 9'))
+  caplog.set_level(logging.WARNING)
+  with checkpoint_lib.Checkpointer(tmp_path) as checkpointer:
+    restored, _, got = checkpointer.restore_with_data(small_state(0, rng))
+  assert_trees_equal(restored, states[1])
+  assert got == data[1]
+  assert any('checkpoint 2 fails its digest (in data/process_0-of-1.json)'
+             in r.getMessage() for r in caplog.records)
 
 
 def test_max_to_keep_never_removes_the_last_verified_checkpoint(

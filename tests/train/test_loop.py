@@ -26,7 +26,9 @@ from tensorboardX.proto import event_pb2
 from rawjax import eval as rawjax_eval
 from rawjax import io as rawio
 from rawjax import train
+from rawjax.data import pipeline as pipeline_lib
 from rawjax.train import checkpoint as checkpoint_lib
+from rawjax.train import method as method_lib
 from rawjax.train import parallel
 
 from . import toy
@@ -125,6 +127,107 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_parameters(
   metrics = [json.loads(line) for line in
              (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert metrics[-1]['eval/step'] == 30
+
+
+# --- the data iterator's state in the checkpoint -----------------------------
+
+PIPELINE_METHOD = 'test_linear_regression_pipeline'
+ITERATE_CALLS = []  # keyword arguments of every Pipeline.iterate call
+
+
+class _Samples:
+  """40 noiseless (x, y) pairs of the toy regression, in memory."""
+
+  fields = {'x': pipeline_lib.Field('meta'), 'y': pipeline_lib.Field('meta')}
+
+  def __init__(self, seed):
+    w, b = toy.true_parameters(seed)
+    self.x = np.random.default_rng([seed, 5]).normal(
+        size=(40, toy.FEATURES)).astype(np.float32)
+    self.y = (self.x @ w + b).astype(np.float32)
+
+  def __len__(self):
+    return len(self.x)
+
+  def __getitem__(self, index):
+    return dict(x=self.x[index], y=self.y[index])
+
+
+class _Stateless:
+  """A BatchIterator without get_state: what older loops checkpointed."""
+
+  def __init__(self, iterator):
+    self._iterator = iterator
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    return next(self._iterator)
+
+  def close(self):
+    self._iterator.close()
+
+
+class _RecordingPipeline(pipeline_lib.Pipeline):
+
+  def __init__(self, *args, save_state, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.save_state = save_state
+
+  def iterate(self, **kwargs):
+    ITERATE_CALLS.append(kwargs)
+    iterator = super().iterate(**kwargs)
+    return iterator if self.save_state else _Stateless(iterator)
+
+
+def _pipeline_data(config, *, split, process_index, process_count):
+  del split
+  devices = jax.local_device_count()
+  return _RecordingPipeline(
+      _Samples(config.seed), save_state=config.toy.save_data_state,
+      per_device_batch=config.toy.batch_size // (devices * process_count),
+      augment=(), seed=config.seed, local_device_count=devices,
+      process_index=process_index, process_count=process_count,
+      num_workers=1, prefetch=1)
+
+
+try:
+  method_lib.register_method(PIPELINE_METHOD)(lambda: method_lib.Method(
+      name=PIPELINE_METHOD, init=toy.init, steps=toy.make_steps,
+      make_data=_pipeline_data, evaluate=toy.evaluate))
+except ValueError:  # registered once per process
+  pass
+
+
+def _pipeline_config(num_steps, *, save_data_state=True):
+  config = toy.get_config()
+  config.method = PIPELINE_METHOD
+  config.train.num_steps = num_steps  # 5 steps an epoch: 8 crosses one
+  config.train.eval_at_end = False
+  config.toy.save_data_state = save_data_state
+  return config
+
+
+def test_the_data_state_is_checkpointed_and_resumes_exactly(tmp_path):
+  uninterrupted = train.train_and_evaluate(_pipeline_config(8),
+                                           tmp_path / 'whole')
+  for name, saved in (('with_state', True), ('older', False)):
+    workdir = tmp_path / name
+    train.train_and_evaluate(_pipeline_config(4, save_data_state=saved),
+                             workdir)
+    data_file = workdir / 'checkpoints' / '4' / 'data' / 'process_0-of-1.json'
+    assert data_file.is_file() == saved
+    if saved:
+      state = json.loads(data_file.read_text())
+      assert state['step'] == 4 and state['start_step'] == 0
+    ITERATE_CALLS.clear()
+    resumed = train.train_and_evaluate(_pipeline_config(8), workdir)
+    # With a data state the loop hands it back; a checkpoint without one
+    # (older loops) resumes the data by its (seed, step) rule.
+    assert ITERATE_CALLS == ([dict(state=state)] if saved else
+                             [dict(start_step=4)])
+    assert_trees_equal(resumed, uninterrupted)
 
 
 def _free_port():

@@ -237,6 +237,7 @@ class TrainData(pipeline_lib.ZippedPipelines):
           seed=pipeline_lib.stream_seed(config.seed, 10 + i),
           local_device_count=1, process_index=process_index,
           process_count=process_count, num_workers=data.num_workers,
+          worker_count=data.get('worker_count', 0),
           prefetch=data.prefetch)
 
   def merge(self, parts):

@@ -57,4 +57,5 @@ def make_data(config, *, split: str = 'train', process_index: int = 0,
       patch_size=data.patch_size or None, augment=tuple(data.augment),
       seed=config.seed, fields=('raw', 'rgb', 'coord'), local_device_count=1,
       process_index=process_index, process_count=process_count,
-      num_workers=data.num_workers, prefetch=data.prefetch)
+      num_workers=data.num_workers,
+      worker_count=data.get('worker_count', 0), prefetch=data.prefetch)

@@ -60,6 +60,7 @@ class TrainData(pipeline_lib.ZippedPipelines):
     common = dict(patch_size=data.patch_size, augment=tuple(data.augment),
                   local_device_count=1, process_index=process_index,
                   process_count=process_count, num_workers=data.num_workers,
+                  worker_count=data.get('worker_count', 0),
                   prefetch=data.prefetch)
     u, a = data.unpaired_batch, data.anchor_batch
     self.pipelines = {

@@ -69,7 +69,9 @@ class TrainData(pipeline_lib.ZippedPipelines):
     common = dict(patch_size=data.patch_size or None,
                   augment=tuple(data.augment), local_device_count=1,
                   process_index=process_index, process_count=process_count,
-                  num_workers=data.num_workers, prefetch=data.prefetch)
+                  num_workers=data.num_workers,
+                  worker_count=data.get('worker_count', 0),
+                  prefetch=data.prefetch)
     self.pipelines = {
         key: pipeline_lib.Pipeline(
             ArrayDataset(splits[key], minimum=size),
