@@ -1,6 +1,8 @@
 """The alignment pipeline on synthetic pairs made from a real image."""
 
 import dataclasses
+import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +60,8 @@ def _psi(x, y):
 
 
 @pytest.fixture(scope='module')
-def pair(shared_data):
+def capture(shared_data):
+  """(phone, camera, phone mosaic, its metadata)."""
   raw = rawio.read_raw(shared_data / 'raw' / 'gopro_hero6_black_crop1536x1152.dng')
   mosaic = np.asarray(raw.mosaic)[300:300 + N + 2 * BORDER,
                                   560:560 + N + 2 * BORDER]
@@ -71,7 +74,13 @@ def pair(shared_data):
                                       jnp.asarray(px + BORDER, jnp.float32),
                                       jnp.asarray(py + BORDER, jnp.float32)))
   camera = np.clip(0.9 * camera + 0.03, 0, 1)  # another camera's tone
-  return phone, camera
+  return phone, camera, mosaic[BORDER:BORDER + N, BORDER:BORDER + N], (
+      raw.metadata())
+
+
+@pytest.fixture(scope='module')
+def pair(capture):
+  return capture[:2]
 
 
 @pytest.fixture(scope='module')
@@ -79,7 +88,8 @@ def result(pair):
   # The mural's flat colour patches give most 128 px patches <= 40 SIFT
   # keypoints, which the official keypoint filter would drop; the test
   # switches that filter off to check the others.
-  return align.align_pair(*pair, config=align.AlignConfig(min_keypoints=0))
+  return align.align_pair(*pair, config=align.AlignConfig(min_keypoints=0),
+                          cell=2)
 
 
 def _true_misalignment(result, rec):
@@ -130,7 +140,9 @@ def test_alignment_recovers_and_filters(result):
         f'(max {np.max(residuals):.3f})')
   assert global_error < 3.0
   # the injected local translation was found by NCC
-  shifted = [r for r in rows if (r[0] - 8) // P == 2 and (r[1] - 8) // P == 0]
+  # (cell snapping may move a patch's crops up/left by 1 px)
+  shifted = [r for r in rows
+             if round((r[0] - 8) / P) == 2 and round((r[1] - 8) / P) == 0]
   assert shifted and shifted[0][2] != (0, 0) and shifted[0][3] < 1.0
   unshifted = dataclasses.replace(
       result.records[[i for i, r in enumerate(result.records)
@@ -144,11 +156,116 @@ def test_alignment_recovers_and_filters(result):
   assert residuals and np.mean(residuals) <= 0.5
 
 
-def test_outputs_written(result, tmp_path):
-  hist = align.write_result(result, tmp_path)
-  assert hist.is_file() and hist.stat().st_size > 1000
-  assert len(list(tmp_path.glob('*_gt.png'))) == len(result.kept)
-  assert (tmp_path / 'records.json').is_file()
+def test_pairs_and_manifest_written(capture, result, tmp_path):
+  from rawjax.data.datasets import PairFolder  # pylint: disable=g-import-not-at-top
+  from rawjax.isp import cfa  # pylint: disable=g-import-not-at-top
+  _, _, mosaic, metadata = capture
+  manifest = align.write_pairs(result, tmp_path, mosaic=mosaic,
+                               metadata=metadata, split='train', name='mural')
+  data = json.loads(manifest.read_text())
+  assert data['threshold'] == 1.2 and data['config']['flow_method'] == 'pyramid'
+  assert (tmp_path / 'train' / 'mural.misalignment.png').stat().st_size > 1000
+  folder = PairFolder(tmp_path, split='train')
+  kept = [e for e in data['patches'] if e['kept']]
+  assert sorted(folder.keys) == sorted(e['file'] for e in kept)
+  assert len(folder.rejected) == len(result.evaluated) - len(result.kept) > 0
+  white = float(metadata.white_level)
+  black = np.asarray(metadata.black_level, np.float64)
+  for e in kept:
+    sample = folder.load(e['file'])
+    y, x = e['phone_origin']
+    # Hand computation: the RGGB mosaic crop, packed, levels removed.
+    crop = mosaic[y:y + P, x:x + P].astype(np.float64)
+    want = np.stack([crop[0::2, 0::2], crop[0::2, 1::2], crop[1::2, 0::2],
+                     crop[1::2, 1::2]], -1)
+    want = np.clip((want - black) / (white - black), 0, 1)
+    np.testing.assert_allclose(sample['raw'], want, atol=1e-6)
+    assert sample['srgb'].shape == (P, P, 3)
+    assert folder.misalignment(e['file']) == e['flow_score'] <= 1.2
+  assert metadata.pattern == 'RGGB' and folder.metadata(
+      kept[0]['file']).pattern == cfa.validate_pattern('RGGB')
+  with pytest.raises(ValueError, match='cell=2'):
+    first = result.records[result.evaluated[0]]
+    odd = align.AlignResult(result.homography, [dataclasses.replace(
+        first, shift=(first.shift[0] + 1, first.shift[1]))],
+                            result.input_patches[:1], result.target_patches[:1],
+                            [0], result.config)
+    align.write_pairs(odd, tmp_path, mosaic=mosaic, metadata=metadata,
+                      split='x')
+
+
+def test_config_errors_are_clear(pair, tmp_path):
+  with pytest.raises(ValueError, match='needs pwcnet_weights'):
+    align.align_pair(*pair, config=align.AlignConfig(flow_method='pwcnet'))
+  with pytest.raises(ValueError, match="flow_method='bogus'"):
+    align.align_pair(*pair, config=align.AlignConfig(flow_method='bogus'))
+  with pytest.raises(FileNotFoundError, match='pwcnet_weights: no file'):
+    align.load_pwcnet_params(tmp_path / 'missing.npz')
+  with pytest.raises(SystemExit):
+    align.main(['--input', 'phone.png', '--target', 'c.png', '--out',
+                str(tmp_path)])
+
+
+def test_pwcnet_filter_with_converted_random_weights(pair, tmp_path):
+  """flow_method='pwcnet' with converted torch weights: its scores are the
+  torch reference's, its decisions follow them; the stages before the flow
+  filter are the weight-free run's.
+
+  Random weights estimate no real flow, so their decisions are not compared
+  with the weight-free filter's (that needs the published checkpoint; see
+  docs/flow_and_alignment.md). The top-left 256 x 256 of the pair, 64 x 64
+  patches (PWC-Net's smallest input, no resize; 9 patches, 2 batches).
+  """
+  torch = pytest.importorskip('torch')
+  import sys  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+  from models.test_pwcnet_torch import _nchw, _random_network  # pylint: disable=g-import-not-at-top
+  from torch_reference import pwcnet_torch  # pylint: disable=g-import-not-at-top
+  from rawjax import convert  # pylint: disable=g-import-not-at-top
+  p = 64
+  pair = tuple(x[:4 * p, :4 * p] for x in pair)
+  base = align.AlignConfig(patch_size=p, min_keypoints=0, realign=False)
+  weight_free = align.align_pair(*pair, config=base, cell=2)
+  k = weight_free.evaluated
+  phone = weight_free.input_patches
+  camera = np.stack([align._crop(  # pylint: disable=protected-access
+      _warped(pair, weight_free), weight_free.records[i].row,
+      weight_free.records[i].col, p) for i in k])
+  net = _random_network(_nchw(phone), _nchw(camera))
+  with torch.no_grad():
+    flows = pwcnet_torch.estimate(net, _nchw(phone), _nchw(camera)).numpy()
+  want = np.mean(np.hypot(flows[:, 0], flows[:, 1]), axis=(1, 2))
+  threshold = float(np.median(want))  # both decisions occur
+  torch.save(net.state_dict(), tmp_path / 'pwc.pth')
+  converted = convert.save_params(tmp_path / 'pwc.npz', convert.convert_pwcnet(
+      {k2: v.numpy() for k2, v in net.state_dict().items()}))
+  for weights in (tmp_path / 'pwc.pth', converted):
+    np.testing.assert_array_equal(
+        convert.load_params(converted)['netRefiner']['netMain_0']['kernel'],
+        align.load_pwcnet_params(weights)['netRefiner']['netMain_0']['kernel'])
+  config = dataclasses.replace(base, flow_method='pwcnet', max_flow=threshold,
+                               pwcnet_weights=str(converted))
+  learned = align.align_pair(*pair, config=config, cell=2)
+  assert learned.evaluated == weight_free.evaluated
+  for a, b in zip(learned.records, weight_free.records):
+    assert (a.row, a.col, a.shift) == (b.row, b.col, b.shift)
+  got = np.array([learned.records[i].flow_score for i in k])
+  print('\nPWC-Net (random) scores', np.round(got, 3), 'weight-free',
+        np.round([weight_free.records[i].flow_score for i in k], 3))
+  np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+  for i in learned.evaluated:
+    rec = learned.records[i]
+    assert (rec.status == 'flow') == (rec.flow_score > threshold)
+  assert {learned.records[i].status for i in k} == {'flow', 'kept'}
+
+
+def _warped(pair, result):
+  """The camera image on the phone grid by the result's homography."""
+  from rawjax.isp.warp import warp_homography  # pylint: disable=g-import-not-at-top
+  phone, camera = pair
+  return np.asarray(warp_homography(
+      camera, np.linalg.inv(result.homography).astype(np.float32),
+      shape=phone.shape[:2])[0])
 
 
 def test_ncc_search_finds_a_shift():

@@ -14,13 +14,14 @@ schedule; our choices are docs/kpn.md's:
   * `config`, `data`: config checks and the network; batches of
     `rawjax.data.datasets.kpn_pairs.PairFolder` pairs (with
     `config.data.root` empty, the simulator's pairs of
-    `rawjax.data.simulated.kpn_pairs`).
+    `rawjax.data.simulated.kpn_pairs`, with `data.alignment.simulate`
+    misaligned by a known warp and aligned back by `rawjax.align`).
 """
 
 from __future__ import annotations
 
 from rawjax.methods.kpn.config import check_config, kpn_model
-from rawjax.methods.kpn.data import dataset_root, make_data
+from rawjax.methods.kpn.data import align_config, dataset_root, make_data
 from rawjax.methods.kpn.evaluation import evaluate, sample_images
 from rawjax.methods.kpn.objective import kpn_loss
 from rawjax.methods.kpn.render import classic_render, render
@@ -28,7 +29,7 @@ from rawjax.methods.kpn.steps import init, make_steps
 from rawjax.train import method as method_lib
 
 __all__ = [
-    'check_config', 'classic_render', 'dataset_root', 'evaluate', 'init',
+    'align_config', 'check_config', 'classic_render', 'dataset_root', 'evaluate', 'init',
     'kpn_loss', 'kpn_model', 'make_data', 'make_steps', 'render',
     'sample_images',
 ]

@@ -44,6 +44,8 @@ def check_config(config, *, process_count: int = 1,
                                    devices=num_devices,
                                    processes=num_processes)
   config_lib.check_simulation(config)
+  if not config.data.root and config.data.alignment.simulate:
+    _check_alignment(config, patch)
   config_lib.check_warmup_cosine(config)
   for key in ('l1', 'ssim'):
     config_lib.check_non_negative(config, f'loss.{key}')
@@ -56,6 +58,34 @@ def check_config(config, *, process_count: int = 1,
         'data.patch_size', patch, 'at least 6 when config.loss.ssim > 0 '
         '(sRGB patches of 2 x patch_size pixels must hold the 11-pixel SSIM '
         'window)')
+
+
+def _check_alignment(config, patch: int) -> None:
+  """`data.alignment` of the simulated alignment (`rawjax.align` keys)."""
+  size = config_lib.check_multiple(
+      config, 'data.alignment.patch_size', of=2, minimum=16,
+      why='sRGB pixels over whole 2x2 CFA cells')
+  if 2 * patch > size:
+    raise config_lib.ConfigError(
+        'data.patch_size', patch, f'at most data.alignment.patch_size / 2 = '
+        f'{size // 2} (the aligned pairs are {size} x {size} sRGB pixels)')
+  config_lib.check_positive(config, 'data.alignment.max_flow')
+  config_lib.check_positive(config, 'data.alignment.flow_regularization')
+  method = config_lib.check_choice(config, 'data.alignment.flow_method',
+                                   ('pyramid', 'pwcnet'))
+  config_lib.check_int(config, 'data.alignment.min_keypoints', minimum=0)
+  config_lib.check_int(config, 'data.alignment.num_rotations', minimum=0)
+  config_lib.check_non_negative(config, 'data.alignment.rotation_shift')
+  if method == 'pwcnet':
+    config_lib.check_existing_path(
+        config, 'data.alignment.pwcnet_weights', kind='file', required=True,
+        what="PWC-Net weights for flow_method='pwcnet' (python -m "
+        'rawjax.convert pwcnet network-default.pytorch pwcnet.npz)')
+  elif config.data.alignment.pwcnet_weights:
+    raise config_lib.ConfigError(
+        'data.alignment.pwcnet_weights', config.data.alignment.pwcnet_weights,
+        "empty with flow_method='pyramid' (weights are read by 'pwcnet' "
+        'only)')
 
 
 @config_lib.register_start_check('kpn_isp')
