@@ -9,6 +9,13 @@ repr; the config flag here reports it as a flags error in plain text
 (`unknown config key config.train.num_stpes: config.train has no
 'num_stpes'; did you mean config.train.num_steps?`), which absl prints
 without a traceback.
+
+Both launchers enable JAX's persistent compilation cache
+(`rawjax.train.compilation_cache`), so a resumed or repeated run loads its
+compiled steps instead of compiling them again: `--compilation_cache_dir`
+(default `$RAWJAX_COMPILATION_CACHE`, else `~/.cache/rawjax/jax`),
+`--nocompilation_cache` to turn it off, `--compilation_cache_min_compile_secs`
+for the smallest compile time worth caching.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from ml_collections import config_flags
 
 from rawjax import train
 from rawjax.train import checkpoint as checkpoint_lib
+from rawjax.train import compilation_cache
 from rawjax.train import config as config_lib
 from rawjax.train import parallel
 
@@ -95,13 +103,50 @@ def define_config_flag(name: str = 'config', *,
   return holder
 
 
+class CacheFlags:
+  """The compilation cache flags of a launcher (`define_flags` defines them)."""
+
+  def __init__(self, flag_values: flags.FlagValues = flags.FLAGS):
+    self.enabled = flags.DEFINE_bool(
+        'compilation_cache', True,
+        "JAX's persistent compilation cache: a resumed or repeated run "
+        'loads its compiled steps instead of compiling them '
+        '(--nocompilation_cache: off).', flag_values=flag_values)
+    self.directory = flags.DEFINE_string(
+        'compilation_cache_dir', None,
+        f'Compilation cache folder (default: ${compilation_cache.ENV_VAR}, '
+        f'else {compilation_cache.default_cache_dir()}).',
+        flag_values=flag_values)
+    self.min_compile_secs = flags.DEFINE_float(
+        'compilation_cache_min_compile_secs',
+        compilation_cache.DEFAULT_MIN_COMPILE_SECS,
+        'Cache only programs that took at least this long to compile.',
+        lower_bound=0.0, flag_values=flag_values)
+
+  def apply(self):
+    """Enables the cache as the flags say; returns its folder or None."""
+    directory = compilation_cache.resolve_cache_dir(
+        self.directory.value, enabled=self.enabled.value)
+    try:
+      return compilation_cache.enable_compilation_cache(
+          directory, min_compile_secs=self.min_compile_secs.value)
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
+
+
+# One launcher a process: `start` applies the flags `define_flags` defined.
+_cache_flags: CacheFlags | None = None
+
+
 def define_flags(*, workdir_help: str):
   """--config (locked: unknown overrides are rejected by key, in plain
-  text), --workdir and the multi-process flags. Returns (config holder,
-  workdir holder, initialize function)."""
+  text), --workdir, the compilation cache flags and the multi-process
+  flags. Returns (config holder, workdir holder, initialize function)."""
   config = define_config_flag('config')
   workdir = flags.DEFINE_string('workdir', None, workdir_help)
   flags.mark_flags_as_required(['config', 'workdir'])
+  global _cache_flags
+  _cache_flags = CacheFlags()
   return config, workdir, parallel.define_distributed_flags()
 
 
@@ -117,11 +162,14 @@ def _clean_exit() -> Iterator[None]:
 
 
 def start(argv, initialize: Callable[[], None]) -> contextlib.AbstractContextManager:
-  """Checks argv, initialises distributed JAX and logging; returns the
-  context that turns config errors and checkpoint failures into one error
-  line and exit 1."""
+  """Checks argv, enables the compilation cache (`define_flags`' flags),
+  initialises distributed JAX and logging; returns the context that turns
+  config errors and checkpoint failures into one error line and exit 1."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cache_dir = _cache_flags.apply() if _cache_flags is not None else None
   initialize()
   train.configure_logging()
+  if _cache_flags is not None:
+    logging.info('compilation cache: %s', cache_dir or 'off')
   return _clean_exit()

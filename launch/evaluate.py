@@ -4,8 +4,8 @@
         --workdir=DIR [--step=K] [--config.key=value ...]
 
 Restores the newest checkpoint of DIR (or step K), runs the method's
-evaluation, and prints the results. Same multi-process flags as
-launch.train.
+evaluation, and prints the results. Same multi-process and compilation
+cache flags as launch.train.
 """
 
 import json

@@ -7,7 +7,11 @@ Overrides of keys the config does not have are rejected (the config is
 locked), naming the key. Multi-process runs (srun, mpirun, TPU slices, or
 --distributed / --coordinator_address) call jax.distributed.initialize()
 first; only process 0 logs and writes summaries. SIGTERM saves a checkpoint
-and exits; running the same command again resumes. See docs/training.md.
+and exits; running the same command again resumes. JAX's persistent
+compilation cache is on (--compilation_cache_dir, default
+$RAWJAX_COMPILATION_CACHE or ~/.cache/rawjax/jax; --nocompilation_cache),
+so a resumed or repeated run loads its compiled steps. See
+docs/training.md.
 """
 
 from absl import app

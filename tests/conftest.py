@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import tempfile
 import zlib
 
 import numpy as np
@@ -16,6 +17,12 @@ os.environ['XLA_FLAGS'] = ' '.join(
     # unoptimised code runs them faster overall (suite time about halved).
     ([] if 'xla_backend_optimization_level' in os.environ.get('XLA_FLAGS', '')
      else ['--xla_backend_optimization_level=0']))
+
+# Subprocesses that start `launch.train` enable the persistent compilation
+# cache (rawjax.train.compilation_cache): give them one folder per test
+# session, never the user's ~/.cache.
+os.environ.setdefault('RAWJAX_COMPILATION_CACHE',
+                      tempfile.mkdtemp(prefix='rawjax-test-jax-cache-'))
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 
