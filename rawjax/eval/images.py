@@ -19,7 +19,7 @@ from rawjax import io as rawio
 
 __all__ = ['error_map', 'image_grid', 'labelled_grid', 'write_image_rows']
 
-_FONT_SIZE = 11
+FONT_SIZE = 11  # pixels: grid titles, row labels and chart text
 _TEXT_MARGIN = 3
 
 
@@ -54,11 +54,12 @@ def image_grid(images: Any, *, columns: int | None = None,
   return grid[..., 0] if c == 1 else grid
 
 
-def _font() -> ImageFont.ImageFont:
-  return ImageFont.load_default(size=_FONT_SIZE)
+def text_font() -> ImageFont.ImageFont:
+  """The font of grid titles and chart text (`plotting` shares it)."""
+  return ImageFont.load_default(size=FONT_SIZE)
 
 
-def _fit_text(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
+def fit_text(draw: ImageDraw.ImageDraw, text: str, width: float, font) -> str:
   """`text`, shortened with an ellipsis until it fits in `width` pixels."""
   if draw.textlength(text, font=font) <= width:
     return text
@@ -94,9 +95,9 @@ def labelled_grid(rows: Sequence[Sequence[np.ndarray]], *,
                          f'{np.shape(img)}.')
   h = max(img.shape[0] for row in rows for img in row)
   w = max(img.shape[1] for row in rows for img in row)
-  font = _font()
+  font = text_font()
   probe = ImageDraw.Draw(Image.new('L', (1, 1)))
-  line = _FONT_SIZE + 2 * _TEXT_MARGIN
+  line = FONT_SIZE + 2 * _TEXT_MARGIN
   top_band = line if column_titles is not None else 0
   left_band = 0
   if row_labels is not None:
@@ -118,13 +119,13 @@ def labelled_grid(rows: Sequence[Sequence[np.ndarray]], *,
       np.uint8))
   draw = ImageDraw.Draw(canvas)
   for c, title in enumerate(column_titles or ()):
-    text = _fit_text(draw, str(title), w - 2 * _TEXT_MARGIN, font)
+    text = fit_text(draw, str(title), w - 2 * _TEXT_MARGIN, font)
     left = left_band + padding + c * (w + padding)
     offset = max(0, (w - draw.textlength(text, font=font)) / 2)
     draw.text((left + offset, _TEXT_MARGIN), text, fill=(0, 0, 0), font=font)
   for r, label in enumerate(row_labels or ()):
-    text = _fit_text(draw, str(label), left_band - 2 * _TEXT_MARGIN, font)
-    top = top_band + padding + r * (h + padding) + (h - _FONT_SIZE) // 2
+    text = fit_text(draw, str(label), left_band - 2 * _TEXT_MARGIN, font)
+    top = top_band + padding + r * (h + padding) + (h - FONT_SIZE) // 2
     draw.text((_TEXT_MARGIN, top), text, fill=(0, 0, 0), font=font)
   return np.asarray(canvas, np.float32) / 255.0
 

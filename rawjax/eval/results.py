@@ -17,6 +17,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from rawjax.eval import figures
+
 __all__ = [
     'markdown_table', 'metric_cells', 'scalars', 'to_builtin',
     'write_default_results', 'write_results',
@@ -66,7 +68,9 @@ def markdown_table(header: Sequence[str],
 
 def write_results(directory: str | os.PathLike[str],
                   results: Mapping[str, Any], markdown: str) -> None:
-  """DIR/results.json (`results`, indented) and DIR/results.md (`markdown`).
+  """DIR/results.json (`results`, indented), DIR/results.md (`markdown`)
+  and, when `results` hold a table, its chart DIR/results.png
+  (`rawjax.eval.figures.write_results_figure`).
 
   Only process 0 writes (every host evaluates the same numbers).
   """
@@ -77,6 +81,12 @@ def write_results(directory: str | os.PathLike[str],
   (directory / 'results.json').write_text(
       json.dumps(results, indent=1, default=to_builtin) + '\n')
   (directory / 'results.md').write_text(markdown)
+  # The chart reads the values as results.json stores them (numpy scalars
+  # become floats), so it shows what the file says.
+  chart = directory / 'results.png'
+  if figures.write_results_figure(
+      json.loads((directory / 'results.json').read_text()), chart) is None:
+    chart.unlink(missing_ok=True)  # no stale chart beside new tables
 
 
 def write_default_results(directory: str | os.PathLike[str],
