@@ -56,6 +56,28 @@ def _max_diff(got, want_nchw) -> float:
                       want_nchw.detach().numpy().transpose(0, 2, 3, 1)).max())
 
 
+def _forward_row(torch, network: str, figure: str, model, params, inputs,
+                 net, repeats: int) -> dict[str, Any]:
+  """Forward of `model` (jitted) beside `net` (no_grad) on the same inputs.
+
+  inputs: NHWC numpy arrays, given to torch as NCHW; `params` the converted
+  weights of `net`.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  tensors = [_nchw(torch, a) for a in inputs]
+  forward = jax.jit(lambda p, *xs: model.apply({'params': p}, *xs))
+
+  def torch_forward():
+    with torch.no_grad():
+      return net(*tensors)
+
+  timing = _timing.time_side_by_side(lambda: forward(params, *inputs),
+                                     torch_forward, repeats)
+  return {'network': network, 'figure': figure, **timing,
+          'max_abs_diff': _max_diff(forward(params, *inputs),
+                                    torch_forward())}
+
+
 def _liteisp(torch, sizes, repeats) -> list[dict[str, Any]]:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -77,17 +99,8 @@ def _liteisp(torch, sizes, repeats) -> list[dict[str, Any]]:
                           (batch, 224, 224, 2)).astype(np.float32)
   t_raw, t_coord, t_target = (_nchw(torch, a) for a in (raw, coord, target))
 
-  forward = jax.jit(lambda p, r, c: model.apply({'params': p}, r, c))
-
-  def torch_forward():
-    with torch.no_grad():
-      return net(t_raw, t_coord)
-
-  rows = [{'network': 'LiteISPNet', 'figure': f'forward, batch {batch}',
-           **_timing.time_side_by_side(lambda: forward(params, raw, coord),
-                                       torch_forward, repeats),
-           'max_abs_diff': _max_diff(forward(params, raw, coord),
-                                     torch_forward())}]
+  rows = [_forward_row(torch, 'LiteISPNet', f'forward, batch {batch}', model,
+                       params, (raw, coord), net, repeats)]
 
   tx = optax.adam(1e-4)
 
@@ -117,7 +130,6 @@ def _liteisp(torch, sizes, repeats) -> list[dict[str, Any]]:
 
 
 def _gcm(torch, sizes, repeats) -> list[dict[str, Any]]:
-  import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from rawjax import convert, models  # pylint: disable=g-import-not-at-top
   from rawjax.data.datasets.zrr import coordinate_map  # pylint: disable=g-import-not-at-top
@@ -131,24 +143,11 @@ def _gcm(torch, sizes, repeats) -> list[dict[str, Any]]:
   demosaic = rng.uniform(0, 1, (1, size, size, 3)).astype(np.float32)
   dslr = rng.uniform(0, 1, (1, size, size, 3)).astype(np.float32)
   coord = coordinate_map(size, size)[None].astype(np.float32)
-  tensors = [_nchw(torch, a) for a in (demosaic, dslr, coord)]
-  forward = jax.jit(lambda p, a, b, c: models.GCM().apply({'params': p}, a, b,
-                                                          c))
-
-  def torch_forward():
-    with torch.no_grad():
-      return net(*tensors)
-
-  return [{'network': 'GCM', 'figure': f'forward {size}x{size}',
-           **_timing.time_side_by_side(
-               lambda: forward(params, demosaic, dslr, coord), torch_forward,
-               repeats),
-           'max_abs_diff': _max_diff(forward(params, demosaic, dslr, coord),
-                                     torch_forward())}]
+  return [_forward_row(torch, 'GCM', f'forward {size}x{size}', models.GCM(),
+                       params, (demosaic, dslr, coord), net, repeats)]
 
 
 def _nafnet(torch, sizes, repeats) -> list[dict[str, Any]]:
-  import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from rawjax import convert, models  # pylint: disable=g-import-not-at-top
   from torch_reference.nafnet_torch import NAFNetTorch  # pylint: disable=g-import-not-at-top
@@ -162,21 +161,11 @@ def _nafnet(torch, sizes, repeats) -> list[dict[str, Any]]:
   size = sizes['nafnet']
   x = np.random.default_rng(2).uniform(0, 1, (1, size, size, 3)).astype(
       np.float32)
-  t_x = _nchw(torch, x)
-  forward = jax.jit(lambda p, v: model.apply({'params': p}, v))
-
-  def torch_forward():
-    with torch.no_grad():
-      return net(t_x)
-
-  return [{'network': 'NAFNet-SIDD-32', 'figure': f'forward {size}x{size}',
-           **_timing.time_side_by_side(lambda: forward(params, x),
-                                       torch_forward, repeats),
-           'max_abs_diff': _max_diff(forward(params, x), torch_forward())}]
+  return [_forward_row(torch, 'NAFNet-SIDD-32', f'forward {size}x{size}',
+                       model, params, (x,), net, repeats)]
 
 
 def _pwcnet(torch, sizes, repeats) -> list[dict[str, Any]]:
-  import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from rawjax import convert  # pylint: disable=g-import-not-at-top
   from rawjax.models import pwcnet  # pylint: disable=g-import-not-at-top
@@ -189,18 +178,8 @@ def _pwcnet(torch, sizes, repeats) -> list[dict[str, Any]]:
   rng = np.random.default_rng(3)
   first = rng.uniform(0, 1, (1, size, size, 3)).astype(np.float32)
   second = np.roll(first, (3, -5), axis=(1, 2))
-  tensors = [_nchw(torch, a) for a in (first, second)]
-  forward = jax.jit(lambda p, a, b: pwcnet.PWCNet().apply({'params': p}, a, b))
-
-  def torch_forward():
-    with torch.no_grad():
-      return net(*tensors)
-
-  return [{'network': 'PWC-Net', 'figure': f'forward {size}x{size}',
-           **_timing.time_side_by_side(lambda: forward(params, first, second),
-                                       torch_forward, repeats),
-           'max_abs_diff': _max_diff(forward(params, first, second),
-                                     torch_forward())}]
+  return [_forward_row(torch, 'PWC-Net', f'forward {size}x{size}',
+                       pwcnet.PWCNet(), params, (first, second), net, repeats)]
 
 
 NETWORKS: dict[str, Callable[..., list[dict[str, Any]]]] = {
