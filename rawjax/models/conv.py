@@ -24,8 +24,11 @@ form is 2.8-11x faster than XLA's (64 -> 64, 66 -> 66, 64 -> 256) and on par
 with PyTorch; at 112x112 and below XLA's is up to 2x faster than the banded
 one. Hence `BANDED_MIN_PIXELS`: the banded form serves outputs of at least
 N * H' * W' = 65,536 pixels (batch 2 at about 181x181).
-Forward values are bit-identical to `lax.conv_general_dilated`; gradients
-equal `jax.grad` of it to float32 rounding (tests/models/test_conv.py,
+1x1 stride-1 kernels are one matrix product over the pixels
+(`_pointwise`), forward and backward, which XLA's CPU backend runs ~3x
+faster than its 1x1 convolution. Other forward values are bit-identical to
+`lax.conv_general_dilated`; all values and gradients equal it and
+`jax.grad` of it to float32 rounding (tests/models/test_conv.py,
 1e-5 relative). The custom VJP supports reverse mode (grad, vjp) and vmap;
 forward-mode differentiation (jvp, jacfwd) of a `conv2d` is not available.
 
@@ -193,5 +196,20 @@ def conv2d(x: jax.Array, kernel: jax.Array, *,
     raise ValueError(f'conv2d: expected x (N, H, W, C) and kernel (kh, kw, C, '
                      f'C_out) with the same C, got {tuple(x.shape)} and '
                      f'{tuple(kernel.shape)}.')
-  return _conv(x, kernel, _pair(strides),
-               _explicit_padding(padding), _pair(dilation))
+  strides, padding = _pair(strides), _explicit_padding(padding)
+  if kernel.shape[:2] == (1, 1) and strides == (1, 1):
+    return _pointwise(x, kernel, padding)
+  return _conv(x, kernel, strides, padding, _pair(dilation))
+
+
+def _pointwise(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+  """A 1x1 stride-1 convolution as one matrix product over the pixels.
+
+  XLA's CPU convolution runs a 1x1 kernel about 3x slower than the same
+  product as a dot (1 x 448 x 448 x 64 -> 64: 84 ms against 29 ms; PyTorch
+  64 ms), and autodiff of the dot gives dot-shaped input and weight
+  gradients; on other backends the dot is as good as the convolution.
+  """
+  if padding != ((0, 0), (0, 0)):
+    x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+  return jnp.einsum('nhwc,co->nhwo', x, kernel[0, 0])
