@@ -94,6 +94,9 @@ def base(task: str = 'isp') -> ml_collections.ConfigDict:
       unlabelled_dir='',
       num_labelled=0,     # first N labelled pairs (0 = all)
       num_unlabelled=0,   # first N unlabelled images (0 = all)
+      # The real-pairs ceiling (supervised phase): train on the labelled
+      # pairs plus the unlabelled scenes' true raws (simulated folders only).
+      unlabelled_pairs=False,
       patch_size=0,       # 0 = whole images
       augment=('hflip', 'vflip'),
       num_workers=2,
@@ -269,10 +272,11 @@ def apply_out_of_domain(config, *, quick: bool) -> None:
   if quick:
     config.data.synthetic.preset = 'raw2srgb_v2'
     config.data.unlabelled = 'raw2srgb_v2_content'
-    # As many crops as the in-domain variant has unlabelled scenes; the
-    # simulator then renders no unlabelled scene (they would go unused).
+    # As many crops as the in-domain variant has unlabelled scenes. The
+    # simulator still renders that many scenes of the unlabelled
+    # photographs: phases 2 and 3 never read them, the real-pairs ceiling
+    # (data.unlabelled_pairs) trains on their true raws.
     config.data.num_unlabelled = config.data.synthetic.num_unlabelled
-    config.data.synthetic.num_unlabelled = 0
   else:
     config.data.unlabelled = 'folder'
   config.pseudo.usq = True

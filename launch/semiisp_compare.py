@@ -28,6 +28,9 @@ _TARGETS = flags.DEFINE_list('targets', ['unet', 'pqdynamic_net'],
 _GENERATORS = flags.DEFINE_list(
     'generators', ['one_to_many', 'upi'],
     "Pseudo-data generators: 'one_to_many', 'deterministic', 'upi'.")
+_CEILING = flags.DEFINE_bool(
+    'ceiling', False, "Add the real-pairs ceiling row per target (labelled "
+    "pairs + the unlabelled scenes' true raws; simulated data only).")
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -36,7 +39,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   train.configure_logging()
   semiisp.compare(_CONFIG.value, _WORKDIR.value, targets=_TARGETS.value,
-                  generators=_GENERATORS.value)
+                  generators=_GENERATORS.value, ceiling=_CEILING.value)
   print((pathlib.Path(_WORKDIR.value) / 'results.md').read_text())
 
 

@@ -185,7 +185,8 @@ def test_new_keys_defaults_and_variants():
   assert (ood.data.unlabelled, ood.data.synthetic.preset, ood.pseudo.usq) == (
       'raw2srgb_v2_content', 'raw2srgb_v2', True)
   assert (ood.data.num_unlabelled, ood.data.synthetic.num_unlabelled) == (
-      300, 0)
+      300, 300)
+  assert not ood.data.unlabelled_pairs
   assert _config('ood,semi').data.unlabelled == 'folder'
   assert [_config(f'{n},isp').isp.vgg_weight for n in ('100', '500', '4500')
           ] == [0.0, 0.1, 0.1]
@@ -200,6 +201,7 @@ def test_new_keys_defaults_and_variants():
     (dict(data__unlabelled_dir='/tmp'), "only read with"),
     (dict(data__unlabelled='raw2srgb_v2_content'), "preset='raw2srgb_v2'"),
     (dict(data__synthetic__preset='raw2srgb_v3'), 'data.synthetic.preset'),
+    (dict(data__unlabelled_pairs=True), 'a supervised-only run'),
 ])
 def test_new_keys_are_checked(changes, message):
   config = _set(_config('quick,semi'), **changes)
@@ -242,3 +244,61 @@ def test_phase_2_batches_draw_from_the_chosen_source(tmp_path):
   # split's random ones.
   values = np.unique(np.round(batch['unlabelled'] * 255))
   assert set(values) <= {0.0, 250.0}
+
+
+# --- the real-pairs ceiling (data.unlabelled_pairs) ---------------------------
+
+
+def test_unlabelled_pairs_key_is_checked():
+  config = _set(_config('quick,supervised'), data__unlabelled_pairs=True)
+  semiisp.check_config(config)   # a supervised-only run: valid
+  with pytest.raises(ConfigError, match='fine-tuning'):
+    semiisp.check_config(_set(_config('quick,supervised'),
+                              data__unlabelled_pairs=True,
+                              supervised__init_from='/somewhere'))
+  with pytest.raises(ConfigError, match='num_unlabelled is 0'):
+    semiisp.check_config(_set(_config('quick,supervised'),
+                              data__unlabelled_pairs=True,
+                              data__synthetic__num_unlabelled=0))
+
+
+def test_ceiling_trains_on_labelled_and_unlabelled_true_pairs(tmp_path):
+  # Labelled images hold values <= 0.3, the unlabelled scenes' pairs >= 0.7:
+  # an epoch of the ceiling's stream must show both, in their pairs.
+  rng = np.random.default_rng(5)
+  low = lambda n: rng.uniform(0.0, 0.3, (n, 8, 8, 3))  # noqa: E731
+  high = lambda n: rng.uniform(0.7, 1.0, (n, 8, 8, 3))  # noqa: E731
+  raw_u = high(3)
+  root = arrays.prepare_arrays(
+      tmp_path / 'data', labelled_raw=low(2), labelled_srgb=low(2),
+      unlabelled_srgb=raw_u[..., ::-1], unlabelled_raw=raw_u,
+      test_raw=low(1), test_srgb=low(1))
+  split = arrays.load_split(root, 'unlabelled', with_raw=True)
+  np.testing.assert_allclose(split['raw'] / arrays.SCALE, raw_u,
+                             atol=0.5 / arrays.SCALE + 1e-7)
+  assert set(arrays.load_split(root, 'unlabelled')) == {'srgb'}
+  config = _set(_config('quick,supervised'), data__root=str(root),
+                data__unlabelled_pairs=True, data__patch_size=0,
+                data__num_workers=1, data__augment=(), supervised__batch=5)
+  batch = semiisp.make_data(config).batch(0)
+  assert batch['raw'].shape == (5, 8, 8, 3)
+  means = batch['raw'].mean(axis=(1, 2, 3))
+  assert (means < 0.3).sum() == 2 and (means > 0.7).sum() == 3
+  # Each unlabelled raw comes with its own sRGB (here the channels reversed).
+  for raw, srgb in zip(batch['raw'], batch['srgb']):
+    if raw.mean() > 0.7:
+      np.testing.assert_allclose(srgb, raw[..., ::-1], atol=1e-4)
+
+
+def test_ceiling_needs_the_unlabelled_raws(tmp_path):
+  image = np.full((1, 8, 8, 3), 0.5)
+  root = arrays.prepare_arrays(
+      tmp_path / 'data', labelled_raw=image, labelled_srgb=image,
+      unlabelled_srgb=image, test_raw=image, test_srgb=image)
+  with pytest.raises(FileNotFoundError, match='no unlabelled_raw.npy'):
+    arrays.load_split(root, 'unlabelled', with_raw=True)
+  with pytest.raises(ValueError, match='they are pairs'):
+    arrays.prepare_arrays(
+        tmp_path / 'other', labelled_raw=image, labelled_srgb=image,
+        unlabelled_srgb=image, unlabelled_raw=np.concatenate([image, image]),
+        test_raw=image, test_srgb=image)

@@ -48,6 +48,7 @@ def prepare_arrays(directory: str | os.PathLike[str], *,
                    labelled_raw: np.ndarray, labelled_srgb: np.ndarray,
                    unlabelled_srgb: np.ndarray, test_raw: np.ndarray,
                    test_srgb: np.ndarray,
+                   unlabelled_raw: np.ndarray | None = None,
                    info: Mapping[str, Any] | None = None) -> pathlib.Path:
   """Writes a prepared dataset folder (atomically: staged, then renamed).
 
@@ -57,6 +58,9 @@ def prepare_arrays(directory: str | os.PathLike[str], *,
     labelled_raw, labelled_srgb, unlabelled_srgb, test_raw, test_srgb:
       (N, H, W, 3) float images in [0, 1] (clipped); images of one array
       share a size.
+    unlabelled_raw: the unlabelled scenes' true raws, (U, H, W, 3), when
+      the source has them (the simulator does, FiveK and LoL do not): the
+      real-pairs ceiling of the SemiISP comparison trains on them.
     info: settings of the source, stored in dataset.json with the counts.
 
   Returns:
@@ -68,6 +72,12 @@ def prepare_arrays(directory: str | os.PathLike[str], *,
   arrays = {'labelled_raw': labelled_raw, 'labelled_srgb': labelled_srgb,
             'unlabelled_srgb': unlabelled_srgb, 'test_raw': test_raw,
             'test_srgb': test_srgb}
+  if unlabelled_raw is not None:
+    if len(unlabelled_raw) != len(unlabelled_srgb):
+      raise ValueError(
+          f'prepare_arrays: unlabelled_raw has {len(unlabelled_raw)} images '
+          f'but unlabelled_srgb {len(unlabelled_srgb)}; they are pairs.')
+    arrays['unlabelled_raw'] = unlabelled_raw
   with staged_directory(directory) as staging:
     staging.mkdir()
     for name, array in arrays.items():
@@ -94,25 +104,40 @@ def check_prepared(root: str | os.PathLike[str]) -> None:
 
 
 def load_split(root: str | os.PathLike[str], split: str, *,
-               limit: int = 0) -> dict[str, np.ndarray]:
+               limit: int = 0, with_raw: bool = False
+               ) -> dict[str, np.ndarray]:
   """One split of a prepared folder as uint16 memory maps.
 
   Args:
     root: the prepared folder.
     split: 'labelled', 'unlabelled' or 'test'.
     limit: keep the first `limit` images (0 = all).
+    with_raw: for 'unlabelled', also the scenes' true raws (only simulated
+      folders store them; `prepare_arrays(unlabelled_raw=)`).
 
   Returns:
-    {'raw', 'srgb'} ({'srgb'} for 'unlabelled'), each (N, H, W, 3) uint16.
+    {'raw', 'srgb'} ({'srgb'} for 'unlabelled' unless `with_raw`), each
+    (N, H, W, 3) uint16.
+
+  Raises:
+    FileNotFoundError: a file of the split is missing (for the unlabelled
+      raws: the folder was prepared without them).
   """
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}.')
   root = pathlib.Path(root)
-  fields = ('srgb',) if split == 'unlabelled' else ('raw', 'srgb')
+  fields = (('srgb',) if split == 'unlabelled' and not with_raw else
+            ('raw', 'srgb'))
   out = {}
   for field in fields:
     path = root / f'{split}_{field}.npy'
     if not path.is_file():
+      if split == 'unlabelled' and field == 'raw':
+        raise FileNotFoundError(
+            f'the prepared dataset {root} has no unlabelled_raw.npy: the '
+            "unlabelled scenes' true raws exist only in folders the "
+            'simulator wrote since they are stored (FiveK and LoL have '
+            'none); delete a cached simulated folder to have it rewritten.')
       raise FileNotFoundError(f'the prepared dataset {root} lacks '
                               f'{path.name}.')
     array = np.load(path, mmap_mode='r')

@@ -37,7 +37,8 @@ def prepare_synthetic(directory: str | os.PathLike[str], *, task: str,
   """A prepared dataset simulated by `rawjax.data.synthetic`.
 
   Scenes 0 .. L-1 are the labelled pairs, the next U scenes give the
-  unlabelled sRGB images (their raws are discarded), the last T the test
+  unlabelled sRGB images (their raws are kept apart, as
+  `unlabelled_raw.npy`, for the real-pairs ceiling), the last T the test
   pairs, all captured by one camera (`camera`, a profile slug; None: the
   preset's, `PRESETS`). Preset 'raw2srgb_v2' draws the unlabelled scenes
   from the unlabelled share of its photograph catalogue, so labelled and
@@ -107,6 +108,7 @@ def prepare_synthetic(directory: str | os.PathLike[str], *, task: str,
   return arrays.prepare_arrays(
       directory, labelled_raw=raws[:a], labelled_srgb=srgbs[:a],
       unlabelled_srgb=srgbs[a:b], test_raw=raws[b:], test_srgb=srgbs[b:],
+      unlabelled_raw=raws[a:b],
       info={'source': 'rawjax.data.synthetic', 'preset': preset,
             'task': task, 'seed': seed, 'camera': camera,
             'size': [height // 2, width // 2]})

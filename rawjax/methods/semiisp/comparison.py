@@ -33,6 +33,7 @@ ROWS = {
     'deterministic_ft': 'w/o one-to-many + fine-tuning',
     'upi': 'UPI pseudo-data (phase 2)',
     'upi_ft': 'UPI pseudo-data + fine-tuning',
+    'real_pairs': "Real-pairs ceiling (+ unlabelled scenes' raws)",
 }
 
 
@@ -46,6 +47,7 @@ def _latest_results(workdir: pathlib.Path) -> dict[str, Any]:
 def compare(config, workdir: str | os.PathLike[str], *,
             targets: Sequence[str] = ('unet', 'pqdynamic_net'),
             generators: Sequence[str] = ('one_to_many', 'upi'),
+            ceiling: bool = False,
             progress: bool = True) -> dict[str, Any]:
   """Runs the phases for Tables 2/3: same iteration budget for every row.
 
@@ -54,7 +56,11 @@ def compare(config, workdir: str | os.PathLike[str], *,
   supervised-only baseline (`supervised.num_steps` steps), and for every
   pseudo-data generator phase 2 (`semi.num_steps`) then fine-tuning
   (`supervised.finetune_steps`; the two add up to the baseline's budget).
-  Phase 1 (f_ISP) runs once and serves every f_ISP-based generator. Runs
+  Phase 1 (f_ISP) runs once and serves every f_ISP-based generator. With
+  `ceiling`, a last row per target: the real-pairs ceiling, supervised on
+  the labelled pairs plus the unlabelled scenes' true raws
+  (`data.unlabelled_pairs`; simulated data only) for the same budget, the
+  score pseudo-data would reach if they were as good as real pairs. Runs
   resume from their workdirs (WORKDIR/isp, WORKDIR/<target>/<row>).
 
   Writes workdir/results.json and results.md (PSNR / SSIM on the held-out
@@ -105,6 +111,10 @@ def compare(config, workdir: str | os.PathLike[str], *,
               'pseudo.generator': generator,
               'pseudo.isp_workdir': str(isp_dir),
               'supervised.init_from': str(workdir / semi_dir)}), model))
+    if ceiling:
+      rows['real_pairs'] = run(f'{target}/real_pairs', _with_model(
+          phase_config(config, 'supervised', **{'data.unlabelled_pairs': True}),
+          model))
     results['targets'][target] = {
         k: {m: v[m] for m in ('psnr', 'ssim', 'step')} for k, v in
         rows.items()}

@@ -56,6 +56,7 @@ def check_config(config, *, num_devices: int | None = None,
   config_lib.check_choice(config, 'isp.vgg_layer',
                           tuple(vgg.relu_names(vgg.VGG16_CONFIG)))
   _check_unlabelled(config)
+  _check_unlabelled_pairs(config)
   for section in ('semi', 'supervised'):
     config_lib.check_choice(config, f'{section}.loss', TARGET_LOSSES)
   if config.task == 'enhance' and config.pseudo.generator == 'upi':
@@ -133,6 +134,30 @@ def _check_unlabelled(config) -> None:
         'disjoint from them.')
 
 
+def _check_unlabelled_pairs(config) -> None:
+  """`data.unlabelled_pairs` (the real-pairs ceiling) is a supervised run
+  on a prepared folder that stores the unlabelled scenes' raws."""
+  data = config.data
+  if not data.get('unlabelled_pairs', False):
+    return
+  if not isinstance(data.unlabelled_pairs, bool):
+    raise config_lib.ConfigError('data.unlabelled_pairs',
+                                 data.unlabelled_pairs, 'True or False')
+  if config.phase != 'supervised' or config.supervised.init_from:
+    raise config_lib.ConfigError(
+        'data.unlabelled_pairs', True,
+        message='config.data.unlabelled_pairs=True is the real-pairs '
+        "ceiling, a supervised-only run (config.phase='supervised' without "
+        f'supervised.init_from); this run is phase {config.phase!r}'
+        f'{" (fine-tuning)" if config.supervised.init_from else ""}.')
+  if not data.root and not data.synthetic.num_unlabelled:
+    raise config_lib.ConfigError(
+        'data.synthetic.num_unlabelled', 0,
+        message='config.data.unlabelled_pairs=True trains on the simulated '
+        "unlabelled scenes' raws, but config.data.synthetic.num_unlabelled "
+        'is 0: no such scene is rendered.')
+
+
 def check_vgg_weights(config) -> None:
   """With `isp.vgg_weight` > 0 (eq. 5's VGG term), `isp.vgg_weights` must
   name a file: rawjax ships no weights, and the loss is not silently
@@ -151,6 +176,8 @@ def _arrays_layout(config):
   names = ['labelled_raw', 'labelled_srgb', 'test_raw', 'test_srgb']
   if config.phase == 'semi' and config.data.unlabelled == 'fivek_expert':
     names.append('unlabelled_srgb')
+  if config.data.get('unlabelled_pairs', False):
+    names += ['unlabelled_raw', 'unlabelled_srgb']
 
   def layout(root):
     arrays.check_prepared(root)

@@ -60,6 +60,8 @@ class TrainData(pipeline_lib.ZippedPipelines):
         raise ValueError(f'the {key} batch {size} does not split over '
                          f'{process_count} processes.')
     splits = {'real': load_split(root, 'labelled', limit=data.num_labelled)}
+    if data.get('unlabelled_pairs', False):
+      splits['real'] = _with_unlabelled_pairs(splits['real'], root, data)
     if phase == 'semi':
       unlabelled = load_unlabelled(
           data, size=splits['real']['srgb'].shape[1:3], seed=config.seed)
@@ -85,6 +87,22 @@ class TrainData(pipeline_lib.ZippedPipelines):
     if 'unlabelled' in parts:
       out['unlabelled'] = parts['unlabelled']['srgb'][0]
     return out
+
+
+def _with_unlabelled_pairs(labelled: Mapping[str, np.ndarray],
+                           root: pathlib.Path, data) -> dict[str, np.ndarray]:
+  """The labelled pairs followed by the unlabelled scenes' true pairs (the
+  real-pairs ceiling), in memory."""
+  extra = load_split(root, 'unlabelled', limit=data.num_unlabelled,
+                     with_raw=True)
+  for field in ('raw', 'srgb'):
+    if extra[field].shape[1:] != labelled[field].shape[1:]:
+      raise ValueError(
+          f"data.unlabelled_pairs: the unlabelled scenes' {field} images are "
+          f'{extra[field].shape[1:]}, the labelled ones '
+          f'{labelled[field].shape[1:]}; they must share a size.')
+  return {field: np.concatenate([labelled[field], extra[field]])
+          for field in ('raw', 'srgb')}
 
 
 # `Method.make_data(config, *, split, process_index, process_count)`.
