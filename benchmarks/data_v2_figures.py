@@ -24,6 +24,7 @@ folder (`rawjax.data.synthetic.default_ssf_dir`).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import shutil
@@ -85,25 +86,7 @@ def spectral_table() -> list[dict]:
   return rows
 
 
-def _patches(packed):
-  """(h, w, 4) -> (P, 16, 16, 4) non-overlapping patches."""
-  h, w = packed.shape[0] // PATCH, packed.shape[1] // PATCH
-  x = packed[:h * PATCH, :w * PATCH].reshape(h, PATCH, w, PATCH, 4)
-  return x.transpose(0, 2, 1, 3, 4).reshape(h * w, PATCH, PATCH, 4), (h, w)
-
-
-def _unpatch(patches, grid):
-  h, w = grid
-  return patches.reshape(h, w, PATCH, PATCH, 4).transpose(
-      0, 2, 1, 3, 4).reshape(h * PATCH, w * PATCH, 4)
-
-
-@jax.jit
-def _patch_oracle(source, target):
-  ps, grid = _patches(source)
-  pt, _ = _patches(target)
-  matrix = baselines.fit_image_mapping(ps, pt, kernel='linear', channels=3)
-  return _unpatch(baselines.apply_mapping(ps, matrix, kernel='linear'), grid)
+_patch_oracle = jax.jit(functools.partial(baselines.patch_oracle, patch=PATCH))
 
 
 @jax.jit

@@ -41,7 +41,8 @@ from rawjax.isp import color, polynomial
 
 __all__ = [
     'anchor_pair', 'apply_mapping', 'chart_patch_means', 'evaluate', 'fda',
-    'fit_global_mapping', 'fit_image_mapping', 'main', 'raw_to_lab'
+    'fit_global_mapping', 'fit_image_mapping', 'main', 'patch_oracle',
+    'raw_to_lab'
 ]
 
 
@@ -144,6 +145,56 @@ def apply_mapping(source: ArrayLike, matrix: ArrayLike, *, kernel: str,
   x = _kernel_input(source, kernel, matrix.shape[-1])
   out = _to_packed(polynomial.apply_polynomial(x, matrix, kernel=kernel))
   return jnp.clip(out, 0.0, 1.0) if clip else out
+
+
+def patch_oracle(source: ArrayLike, target: ArrayLike, *, patch: int = 16,
+                 kernel: str = 'linear', channels: int | None = 3,
+                 ridge: float = 1e-6, clip: bool = True) -> jax.Array:
+  """The per-patch oracle: a mapping fitted to each patch of the pair.
+
+  The source is cut into non-overlapping `patch` x `patch` squares; each
+  square gets its own least-squares mapping to the same square of the
+  target (it sees the target: an upper reference of what a spatially
+  varying colour transform could reach, not a method). Squares at the
+  right and bottom edges are partial when h or w is not a multiple of
+  `patch`; their missing pixels are zeros, which add nothing to a
+  polynomial fit without a constant term ('linear', the default 3x3).
+
+  Args:
+    source, target: (h, w, 4) packed raw, pixel-aligned.
+    patch: side of the squares, packed pixels.
+    kernel, channels, ridge: as `fit_image_mapping` (default the 3x3 on
+      greens-averaged RGB).
+    clip: as `apply_mapping`.
+
+  Returns:
+    (h, w, 4) mapped source.
+  """
+  fn = 'patch_oracle'
+  source = _checks.as_float(source, name='source', fn=fn)
+  target = _checks.as_float(target, name='target', fn=fn)
+  _checks.check_channels(source, 4, name='source', fn=fn)
+  _checks.check_same_shape(source, target, names='source and target', fn=fn)
+  if source.ndim != 3:
+    raise ValueError(f'{fn}: expected one (h, w, 4) image, got shape '
+                     f'{tuple(source.shape)}.')
+  if patch < 1:
+    raise ValueError(f'{fn}: patch must be >= 1, got {patch}.')
+  h, w = source.shape[:2]
+  rows, cols = -(-h // patch), -(-w // patch)
+  pad = ((0, rows * patch - h), (0, cols * patch - w), (0, 0))
+
+  def squares(x):
+    x = jnp.pad(x, pad).reshape(rows, patch, cols, patch, 4)
+    return x.transpose(0, 2, 1, 3, 4).reshape(rows * cols, patch, patch, 4)
+
+  sq = squares(source)
+  matrix = fit_image_mapping(sq, squares(target), kernel=kernel,
+                             channels=channels, ridge=ridge)
+  mapped = apply_mapping(sq, matrix, kernel=kernel, clip=clip)
+  mapped = mapped.reshape(rows, cols, patch, patch, 4).transpose(
+      0, 2, 1, 3, 4).reshape(rows * patch, cols * patch, 4)
+  return mapped[:h, :w]
 
 
 def chart_patch_means(packed: ArrayLike, boxes: ArrayLike) -> jax.Array:

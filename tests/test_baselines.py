@@ -2,6 +2,8 @@
 
 import functools
 
+import jax
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,33 @@ def test_baseline_table_on_a_small_dataset(tmp_path):
 def test_missing_dataset_is_named(tmp_path):
   with pytest.raises(FileNotFoundError, match='dataset.json'):
     baselines.baseline_table(tmp_path)
+
+
+def test_patch_oracle_fits_each_square_on_its_own():
+  rng = np.random.default_rng(0)
+  source = rng.uniform(0.05, 0.6, (20, 24, 4)).astype(np.float32)
+  # A different 3x3 per 8x8 square (greens kept equal), so only a per-square
+  # fit recovers the target exactly; the right/bottom squares are partial.
+  target = np.empty_like(source)
+  for top in range(0, 20, 8):
+    for left in range(0, 24, 8):
+      m = 0.8 * np.eye(3) + rng.uniform(0.0, 0.15, (3, 3))
+      block = source[top:top + 8, left:left + 8]
+      rgb = np.stack([block[..., 0], block[..., 1:3].mean(-1), block[..., 3]],
+                     -1) @ m
+      target[top:top + 8, left:left + 8] = rgb[..., (0, 1, 1, 2)]
+  assert 0 < target.min() and target.max() < 1   # no clipping to fit
+  for fn in (baselines.patch_oracle,
+             jax.jit(functools.partial(baselines.patch_oracle, patch=8))):
+    out = np.asarray(fn(source, target, patch=8) if fn is
+                     baselines.patch_oracle else fn(source, target))
+    assert out.shape == source.shape
+    # Exact up to float32 least squares.
+    np.testing.assert_allclose(out, target, atol=2e-4)
+  # One square covering everything is the per-image fit.
+  whole = baselines.apply_mapping(source, baselines.fit_image_mapping(
+      source, target, kernel='linear', channels=3), kernel='linear')
+  np.testing.assert_allclose(baselines.patch_oracle(source, target, patch=32),
+                             whole, atol=1e-5)
+  with pytest.raises(ValueError, match='one \\(h, w, 4\\) image'):
+    baselines.patch_oracle(source[None], target[None])
