@@ -93,7 +93,7 @@ def generic_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def liteisp_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
-  """train_step_liteisp.json: forward and train step, tiled inference."""
+  """train_step_liteisp.json: forward and train step beside PyTorch."""
   rows = []
   jax_numbers, torch_numbers = payload.get('jax', {}), payload.get('torch')
   for key, name in (('forward', 'forward'), ('train_step', 'train step')):
@@ -106,11 +106,6 @@ def liteisp_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
                  'reference': 'PyTorch' if torch_s else None,
                  'reference_s': torch_s,
                  'ratio': torch_s / run_s if torch_s and run_s else None})
-  tiled = payload.get('tiled')
-  if tiled:
-    rows.append({'figure': f'tiled inference {tiled["megapixels"]:.1f} MP, '
-                           f'peak RSS {tiled["peak_rss_mib"]:.0f} MiB',
-                 'run_s': tiled['seconds']})
   return rows
 
 
@@ -126,8 +121,11 @@ SUITE: dict[str, Benchmark] = {
     'models_vs_torch': Benchmark('models_vs_torch.py', ('--quick',),
                                  ('--full',), generic_rows),
     'train_step_liteisp': Benchmark(
-        'train_step_liteisp.py', ('--repeats', '2', '--skip-tiled'),
-        ('--repeats', '3'), liteisp_rows, timeout_s=3600),
+        'train_step_liteisp.py', ('--repeats', '2'), ('--repeats', '3'),
+        liteisp_rows, timeout_s=3600),
+    'tiled_inference': Benchmark(
+        'tiled_inference.py', ('--frame', '480', '704'),
+        ('--frame', '1512', '2016'), generic_rows, timeout_s=3600),
     'train_step_cstpp': Benchmark(
         'train_step_cstpp.py',
         ('--variants', 'quick', '--sizes', '128', '--downsample', '1'),

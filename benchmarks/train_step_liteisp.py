@@ -1,4 +1,4 @@
-"""LiteISPNet speed (JAX vs PyTorch) and 12 MP tiled-inference memory.
+"""LiteISPNet speed, JAX beside PyTorch: forward and train step.
 
   * forward: LiteISPNet (full width, 9.04 M parameters) on a 448x448 output
     (packed 224x224x4), batch `--batch`, jitted; the same for the
@@ -7,18 +7,13 @@
   * train step: forward + backward + Adam update of LiteISPNet with the L1
     + 0.15 (1 - SSIM) terms of the method (the GCM, the flow and the VGG term
     are left out so both frameworks do the same work; PyTorch computes the
-    same SSIM with its depthwise-conv formulation);
-  * tiled: peak resident memory of `rawjax.methods.liteisp.process_full_frame`
-    on a 12 MP raw (4032x3024 Bayer, packed 2016x1512x4, output
-    4032x3024x3), measured in a fresh subprocess (`ru_maxrss`), with the
-    resident size before inference and the output accumulator's analytic
-    size beside it.
+    same SSIM with its depthwise-conv formulation).
 
+Tiled full-frame inference has its own script, `tiled_inference.py`.
 Compile time is reported apart from run time (first call - median of later
 calls). The machine is shared; timings are noisy.
 
     python benchmarks/train_step_liteisp.py [--batch 1] [--repeats 3]
-        [--tile 256] [--overlap 32] [--frame 2016 1512] [--skip-tiled]
         [--json PATH]
 
 Prints a markdown table and writes JSON (default
@@ -31,7 +26,6 @@ import argparse
 import json
 import pathlib
 import platform
-import subprocess
 import sys
 import time
 from typing import Any
@@ -144,69 +138,15 @@ def _torch_numbers(batch: int, repeats: int) -> dict[str, float] | None:
           'threads': torch.get_num_threads(), 'version': torch.__version__}
 
 
-_TILED_SCRIPT = r'''
-import json, resource, sys, time
-import jax, jax.numpy as jnp, numpy as np
-from rawjax import models
-from rawjax.methods import liteisp
-h, w, tile, overlap = (int(v) for v in sys.argv[1:5])
-model = models.LiteISPNet()
-shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
-                                           jnp.zeros((1, 16, 16, 4))))
-rng = np.random.default_rng(0)
-params = jax.tree.map(lambda s: rng.uniform(-0.05, 0.05, s.shape).astype(
-    np.float32), shapes['params'])
-raw = np.random.default_rng(0).uniform(0, 1, (h, w, 4)).astype(np.float32)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-out = liteisp.process_full_frame(model, params, raw, tile=tile,
-                                 overlap=overlap, progress=True)
-seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({'rss_before_mib': before / 1024, 'peak_rss_mib': peak / 1024,
-                  'seconds': seconds, 'output_shape': list(out.shape),
-                  'finite': bool(np.isfinite(out).all())}))
-'''
-
-
-def _tiled_numbers(height: int, width: int, tile: int, overlap: int
-                   ) -> dict[str, Any]:
-  result = subprocess.run(
-      [sys.executable, '-c', _TILED_SCRIPT, str(height), str(width),
-       str(tile), str(overlap)], capture_output=True, text=True, check=True,
-      cwd=ROOT)
-  numbers = json.loads(result.stdout.strip().splitlines()[-1])
-  out_pixels = 4 * height * width
-  numbers['accumulator_mib'] = out_pixels * 4 * 4 / 2**20  # RGB + weight
-  numbers.update(frame_packed=[height, width], tile=tile, overlap=overlap,
-                 megapixels=out_pixels / 1e6)
-  return numbers
-
-
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batch', type=int, default=1)
   parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--tile', type=int, default=256)
-  parser.add_argument('--overlap', type=int, default=32)
-  parser.add_argument('--frame', type=int, nargs=2, default=(1512, 2016),
-                      metavar=('H', 'W'), help='packed frame (12 MP default)')
-  parser.add_argument('--skip-tiled', action='store_true')
-  parser.add_argument('--tiled-only', action='store_true',
-                      help='only the tiled-inference memory, merged into an '
-                      'existing JSON file')
   parser.add_argument('--json', default=str(
       ROOT / 'benchmarks' / 'results' / 'train_step_liteisp.json'))
   args = parser.parse_args(argv)
 
   path = pathlib.Path(args.json)
-  if args.tiled_only:
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results['tiled'] = _tiled_numbers(*args.frame, args.tile, args.overlap)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + '\n')
-    print(json.dumps(results['tiled'], indent=1))
-    return results
   results: dict[str, Any] = {
       'machine': {'platform': platform.platform(),
                   'jax': jax.__version__, 'devices': str(jax.devices())},
@@ -217,8 +157,6 @@ def main(argv=None) -> dict:
     results['ratio_jax_over_torch'] = {
         k: results['jax'][k] / results['torch'][k]
         for k in ('forward_s', 'train_step_s')}
-  if not args.skip_tiled:
-    results['tiled'] = _tiled_numbers(*args.frame, args.tile, args.overlap)
 
   lines = [f'LiteISPNet (9.04 M params), batch {args.batch}, 448x448 output',
            '', '| | JAX (s) | JAX compile (s) | PyTorch (s) | JAX / PyTorch |',
@@ -233,20 +171,8 @@ def main(argv=None) -> dict:
       torch_s = ratio = 'n/a (torch not installed)'
     lines.append(f'| {name} | {jax_s:.3f} | {compile_s:.1f} | {torch_s} | '
                  f'{ratio} |')
-  if 'tiled' in results:
-    t = results['tiled']
-    lines += ['', f'Tiled inference, {t["megapixels"]:.1f} MP output '
-              f'(tile {t["tile"]}, overlap {t["overlap"]} packed px):', '',
-              '| peak RSS (MiB) | RSS before (MiB) | accumulator (MiB) | '
-              'time (s) |', '|---|---|---|---|',
-              f'| {t["peak_rss_mib"]:.0f} | {t["rss_before_mib"]:.0f} | '
-              f'{t["accumulator_mib"]:.0f} | {t["seconds"]:.1f} |']
   print('\n'.join(lines))
   print(json.dumps(results, indent=1))
-  if path.is_file() and 'tiled' not in results:
-    previous = json.loads(path.read_text()).get('tiled')
-    if previous:  # keep a separately measured --tiled-only result
-      results['tiled'] = previous
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(results, indent=1) + '\n')
   return results

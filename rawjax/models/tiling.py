@@ -8,7 +8,8 @@ linearly to the tile edges inside the overlap, so seams vanish where the
 receptive field sees different contexts. Only the current tiles and the
 output accumulator are alive at any time: peak memory is the accumulator
 (output size x (channels + 1) float32) plus one batch of tiles through the
-function, independent of the frame size otherwise.
+function, independent of the frame size otherwise (two batches while
+one is computed and the previous one blended).
 """
 
 from __future__ import annotations
@@ -117,11 +118,10 @@ def tiled_apply(fn: Callable[..., Any], inputs: Sequence[Any], *,
   if progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     bar = tqdm(total=len(positions), desc='tiles', unit='tile')
-  for group in groups:
-    padded = group + [group[-1]] * (batch_tiles - len(group))
-    batches = [np.stack([a[y:y + th, x:x + tw] for y, x in padded])
-               for a in arrays]
-    result = np.asarray(jax.device_get(fn(*batches)), np.float32)
+
+  def accumulate(group, result):
+    nonlocal out
+    result = np.asarray(jax.device_get(result), np.float32)
     if result.shape[:3] != (batch_tiles, th * scale, tw * scale):
       raise ValueError(f'tiled_apply: fn returned {result.shape}, expected '
                        f'({batch_tiles}, {th * scale}, {tw * scale}, C).')
@@ -133,6 +133,20 @@ def tiled_apply(fn: Callable[..., Any], inputs: Sequence[Any], *,
       weight[ys:ys + th * scale, xs:xs + tw * scale] += window
     if bar is not None:
       bar.update(len(group))
+
+  # One batch in flight while the previous one is blended: JAX dispatches
+  # asynchronously, so cutting the next tiles and accumulating the last
+  # outputs on the host overlap the device's work instead of adding to it.
+  pending = None
+  for group in groups:
+    padded = group + [group[-1]] * (batch_tiles - len(group))
+    batches = [np.stack([a[y:y + th, x:x + tw] for y, x in padded])
+               for a in arrays]
+    result = fn(*batches)
+    if pending is not None:
+      accumulate(*pending)
+    pending = (group, result)
+  accumulate(*pending)
   if bar is not None:
     bar.close()
   out /= weight

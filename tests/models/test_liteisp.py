@@ -412,6 +412,12 @@ def test_tiled_apply_blends_to_the_whole_frame_result():
   out = tiling.tiled_apply(pointwise, [image], tile=16, overlap=4, scale=2,
                            batch_tiles=3)
   np.testing.assert_allclose(out, pointwise(image[None])[0], rtol=1e-6)
+  # A jitted function returns before its result is ready; the batch in
+  # flight is blended after the next one is dispatched, to the same result.
+  jitted = jax.jit(lambda x: jnp.repeat(jnp.repeat(x * 2.0, 2, 1), 2, 2))
+  np.testing.assert_array_equal(
+      tiling.tiled_apply(jitted, [image], tile=16, overlap=4, scale=2,
+                         batch_tiles=3), out)
   # A 5x5 box filter sees tile borders; with overlap >> radius the blended
   # result differs from the whole-frame one only slightly, and only near
   # the tile seams.
