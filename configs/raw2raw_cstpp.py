@@ -109,6 +109,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       generator_lr=1e-5, discriminator_lr=2e-5, b1=0.5, b2=0.999, eps=1e-8,
       clip_norm=2.0,
       clip='per_network',     # or 'union' (one norm over both generators)
+      # Adam over one flat vector per network (optax.flatten): the same
+      # update, a fifth fewer ops to compile. False resumes checkpoints
+      # written before this option (their Adam state is per tensor).
+      flatten=True,
   ))
 
   config.loss = ml_collections.ConfigDict(dict(cycle=10.0, identity=5.0,

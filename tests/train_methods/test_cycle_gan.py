@@ -11,11 +11,13 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from rawjax.data import pipeline as pipeline_lib
 from rawjax.data.datasets import raw2raw as raw2raw_data
 from rawjax.methods import cstpp
+from rawjax.methods.cstpp import config as cstpp_config
 from rawjax.train import checkpoint as checkpoint_lib
 from rawjax.train import config as config_lib
 from rawjax.train import method as method_lib
@@ -314,6 +316,35 @@ def test_per_network_clipping_follows_the_official_order():
   union, _ = cstpp.clip_generator_grads(grads, max_norm=2.0,
                                             mode='union')
   np.testing.assert_allclose(union['b_to_a'], [12 * 2 / 13], rtol=1e-5)
+
+
+def test_flat_adam_updates_equal_the_per_tensor_ones():
+  # optim.flatten changes the optimiser state's layout, not the update.
+  rng = np.random.default_rng(3)
+  params = {'conv': {'kernel': rng.normal(size=(3, 3, 4, 8)),
+                     'bias': rng.normal(size=(8,))},
+            'dense': rng.normal(size=(5, 2))}
+  params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+  config = CONFIGS.get_config('quick')
+  results = {}
+  for flatten in (True, False):
+    config.optim.flatten = flatten
+    tx = cstpp_config.adam(2e-4, config)
+    p, state = params, tx.init(params)
+    for i in range(3):
+      grads = jax.tree.map(lambda x, i=i: jnp.cos(x * (i + 1)), p)
+      updates, state = jax.jit(tx.update)(grads, state, p)
+      p = optax.apply_updates(p, updates)
+    results[flatten] = p
+    leaves = jax.tree.leaves(state)
+    assert (max(x.ndim for x in leaves) == 1) == flatten
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6,
+                                                       atol=1e-9),
+               results[True], results[False])
+  # The config keeps it a bool (ml_collections refuses another type); a
+  # config without the key (written before it) means True.
+  with pytest.raises(TypeError, match="field 'flatten'"):
+    config.optim.flatten = 'yes'
 
 
 def _one_step(config):

@@ -1,5 +1,6 @@
 """SemiISP inputs: eq. 5 (VGG16 perceptual loss), unlabelled sources, keys."""
 
+import json
 import pathlib
 
 import jax
@@ -302,3 +303,25 @@ def test_ceiling_needs_the_unlabelled_raws(tmp_path):
         tmp_path / 'other', labelled_raw=image, labelled_srgb=image,
         unlabelled_srgb=image, unlabelled_raw=np.concatenate([image, image]),
         test_raw=image, test_srgb=image)
+
+
+def test_comparison_curves_continue_phase2_into_fine_tuning(tmp_path):
+  from rawjax.methods.semiisp import comparison  # pylint: disable=g-import-not-at-top
+
+  def run(name, points):
+    folder = tmp_path / 'unet' / name
+    folder.mkdir(parents=True)
+    with open(folder / 'metrics.jsonl', 'w', encoding='utf-8') as f:
+      for step, psnr in points:
+        f.write(json.dumps({'step': step, 'train/loss': 0.1}) + '\n')
+        f.write(json.dumps({'step': step, 'eval/psnr': psnr}) + '\n')
+
+  run('supervised', [(50, 14.0), (100, 15.0)])
+  run('one_to_many', [(50, 13.0)])
+  run('one_to_many_ft', [(25, 15.5), (50, 16.0)])
+  assert comparison.validation_curve(tmp_path / 'unet' / 'one_to_many_ft',
+                                     offset=50) == ([75, 100], [15.5, 16.0])
+  results = {'targets': {'unet': {'supervised': {}, 'one_to_many': {},
+                                  'one_to_many_ft': {}}}}
+  image = comparison.curves_figure(tmp_path, results, phase2_steps=50)
+  assert image.width > 100 and image.height > 100

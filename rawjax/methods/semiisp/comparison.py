@@ -17,12 +17,13 @@ from typing import Any
 
 import ml_collections
 
-from rawjax.eval import markdown_table, write_results
+from rawjax.eval import markdown_table, plotting, write_results
+from rawjax.eval.figures import read_metrics
 from rawjax.methods.semiisp.config import phase_config
 from rawjax.methods.semiisp.data import dataset_root
 from rawjax.train import loop
 
-__all__ = ['ROWS', 'compare']
+__all__ = ['ROWS', 'compare', 'curves_figure', 'validation_curve']
 
 # Row key of results['targets'][target] -> its label in the table.
 ROWS = {
@@ -121,7 +122,51 @@ def compare(config, workdir: str | os.PathLike[str], *,
   results['seconds'] = seconds
   results['total_seconds'] = float(sum(seconds.values()))
   write_results(workdir, results, _comparison_markdown(results))
+  curves_figure(workdir, results, phase2_steps=config.semi.num_steps).save(
+      workdir / 'curves.png')
   return results
+
+
+def validation_curve(run_dir: str | os.PathLike[str], *, offset: int = 0
+                     ) -> tuple[list[int], list[float]]:
+  """(steps, PSNRs) of one run's evaluations in its metrics.jsonl.
+
+  `offset` is added to the steps: a fine-tuning run continues its phase-2
+  run, so its curve starts where that one ends.
+  """
+  records = read_metrics(pathlib.Path(run_dir) / 'metrics.jsonl')
+  evals = [r for r in records if 'eval/psnr' in r]
+  return ([int(r['step']) + offset for r in evals],
+          [float(r['eval/psnr']) for r in evals])
+
+
+def curves_figure(workdir: str | os.PathLike[str], results: Mapping[str, Any],
+                  *, phase2_steps: int):
+  """Test PSNR against the iteration, a chart per target, a line per row.
+
+  Phase 2 and its fine-tuning make one line (the fine-tuning steps after
+  `phase2_steps`), so every line spans the same budget as the
+  supervised-only one beside it.
+  """
+  workdir = pathlib.Path(workdir)
+  charts = []
+  for target, rows in results['targets'].items():
+    series = []
+    for key in rows:
+      if key.endswith('_ft'):
+        continue
+      steps, psnrs = validation_curve(workdir / target / key)
+      if f'{key}_ft' in rows:
+        ft_steps, ft_psnrs = validation_curve(workdir / target / f'{key}_ft',
+                                              offset=phase2_steps)
+        steps, psnrs = steps + ft_steps, psnrs + ft_psnrs
+      label = ROWS.get(f'{key}_ft' if f'{key}_ft' in rows else key, key)
+      label = label.split(' (')[0]  # the legend's width
+      series.append(plotting.Series(label, steps, psnrs))
+    charts.append(plotting.line_chart(
+        series, title=f'{target}: test PSNR (dB)', xlabel='iteration').image)
+  return plotting.tile(charts, columns=1,
+                       title='SemiISP comparison: validation curves')
 
 
 def _with_model(config, model: ml_collections.ConfigDict):
