@@ -2,6 +2,7 @@
 
 import pathlib
 
+import numpy as np
 import pytest
 
 from rawjax.methods.cstpp import comparison
@@ -65,3 +66,13 @@ def test_curves_figure_draws_every_variant():
           'global': _records(lambda s: 31 + s / 2000, lambda s: 0.005)}
   image = comparison.curves_figure(runs, {'patch': 'A', 'global': 'B'})
   assert image.width > 600 and image.height > 600
+
+
+def test_late_mean_averages_the_last_evaluations():
+  records = _records(lambda s: 30 + s / 1000, lambda s: 0.004)
+  late = comparison.late_mean(records, count=3)
+  steps = late['steps']
+  assert len(steps) == 3 and steps[-1] == records[-1]['step']
+  want = np.mean([30 + s / 1000 for s in steps])
+  assert late['a_to_b']['psnr'] == pytest.approx(want)
+  assert late['b_to_a']['psnr'] == pytest.approx(want)

@@ -28,7 +28,8 @@ from rawjax.eval import write_results
 from rawjax.methods.cstpp import evaluation
 from rawjax.train import loop
 
-__all__ = ['REFERENCES', 'VARIANTS', 'compare', 'converged', 'patch_oracle_rows']
+__all__ = ['REFERENCES', 'VARIANTS', 'compare', 'converged', 'late_mean',
+           'patch_oracle_rows']
 
 # Variant name -> (its label, the config changes that make it).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -107,6 +108,25 @@ def converged(records: Sequence[Mapping[str, float]], *, window: int = 1000,
   ok = bool(moves) and move < psnr_tolerance and change < cycle_tolerance
   return {'converged': ok, 'max_psnr_move': float(move),
           'cycle_change': float(change)}
+
+
+def late_mean(records: Sequence[Mapping[str, float]], *, count: int = 3
+              ) -> dict[str, dict[str, float]]:
+  """Each direction's scores averaged over the run's last `count` evaluations.
+
+  Beside the last evaluation (the protocol's reported figure) it shows how
+  much of a difference between runs is the evaluation-to-evaluation swing
+  of an unconverged GAN.
+
+  Returns:
+    {'a_to_b' | 'b_to_a': {metric: mean}, 'steps': [the steps averaged]}.
+  """
+  evals = _eval_records(records)[-count:]
+  out: dict[str, Any] = {'steps': [int(r['step']) for r in evals]}
+  for tag, _, _ in raw2raw_eval.DIRECTIONS:
+    out[tag] = {m: float(np.mean([r[f'eval/{tag}/ours/{m}'] for r in evals]))
+                for m in _METRICS if evals}
+  return out
 
 
 @functools.partial(jax.jit, static_argnames='patch')
@@ -189,6 +209,7 @@ def compare(config, workdir: str | os.PathLike[str], *,
       'steps': int(first['step']), 'variants': list(variants),
       'directions': directions,
       'convergence': {n: converged(r) for n, r in runs.items()},
+      'late_mean': {n: late_mean(r) for n, r in runs.items()},
       'seconds': seconds,
   }
   labels = {**REFERENCES, **{n: VARIANTS[n][0] for n in variants}}
@@ -212,6 +233,19 @@ def _markdown(results: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     lines.append(f'| {labels[name]} | {"yes" if c["converged"] else "no"} | '
                  f'{c["max_psnr_move"]:.2f} | {100 * c["cycle_change"]:.1f} %'
                  f' | {results["seconds"][name]:.0f} |')
+  late = results['late_mean']
+  steps = next(iter(late.values()))['steps']
+  lines += ['', f'Mean of the last {len(steps)} evaluations (steps '
+            f'{", ".join(map(str, steps))}), against the last one:', '',
+            '| Variant | A -> B PSNR | A -> B KL | B -> A PSNR | B -> A KL |',
+            '|---|---|---|---|---|']
+  for name, mean in late.items():
+    cells = []
+    for tag in ('a_to_b', 'b_to_a'):
+      last = results['directions'][tag]['rows'][name]
+      cells += [f'{mean[tag]["psnr"]:.2f} (last {last["psnr"]:.2f})',
+                f'{mean[tag]["kl"]:.4f} (last {last["kl"]:.4f})']
+    lines.append(f'| {labels[name]} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
