@@ -228,7 +228,8 @@ def _markdown(results: Mapping[str, Any], labels: Mapping[str, str]) -> str:
       headers=('PSNR', 'SSIM', 'MAE', 'DeltaE00', 'KL', 'chart MAE'),
       digits=_DIGITS, labels=labels)
   lines += ['', '| Variant | converged | max PSNR move, last 1,000 it. (dB) '
-            '| cycle loss change | wall (s) |', '|---|---|---|---|---|']
+            '| cycle loss change | wall of this invocation (s) |',
+            '|---|---|---|---|---|']
   for name, c in results['convergence'].items():
     lines.append(f'| {labels[name]} | {"yes" if c["converged"] else "no"} | '
                  f'{c["max_psnr_move"]:.2f} | {100 * c["cycle_change"]:.1f} %'
