@@ -37,6 +37,7 @@ message names the key, the value and the rule, e.g.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.util
 import math
@@ -60,6 +61,7 @@ __all__ = [
     'checkpoints_layout', 'get_value', 'load_config_module',
     'model_multiple', 'register_start_check', 'set_run_length', 'show_value',
     'unknown_key_message', 'unknown_variant', 'validate_config',
+    'with_changes',
 ]
 
 PARALLEL_MODES = ('pmap', 'shard_map')
@@ -157,6 +159,20 @@ def get_value(config: Mapping[str, Any], key: str, default: Any = _MISSING
     raise ConfigError(key, message=f'config has no key config.{key} '
                       f'({parent} has no {part!r}).')
   return node
+
+
+def with_changes(config, changes: Mapping[str, Any]):
+  """A deep copy of `config` with dotted keys set, e.g. {'model.transform':
+  'global'}; a key missing from `config` is a `ConfigError` naming it."""
+  new = copy.deepcopy(config)
+  with new.unlocked():
+    for key, value in changes.items():
+      *path, last = key.split('.')
+      node = get_value(new, '.'.join(path)) if path else new
+      if last not in node:
+        get_value(new, key)  # raises, naming the key
+      node[last] = value
+  return new
 
 
 def _is_number(value: Any) -> bool:

@@ -348,3 +348,17 @@ def test_launch_train_stops_with_one_plain_error_line(tmp_path):
   assert typo.returncode == 1 and 'Traceback' not in typo.stderr
   assert ("unknown config key config.train.num_stpes: config.train has no "
           "'num_stpes'; did you mean config.train.num_steps?") in typo.stderr
+
+
+def test_with_changes_sets_dotted_keys_on_a_copy():
+  config = ml_collections.ConfigDict(
+      {'model': {'transform': 'patch', 'width': 8}, 'seed': 0})
+  new = config_lib.with_changes(config, {'model.transform': 'global',
+                                         'seed': 3})
+  assert (new.model.transform, new.model.width, new.seed) == ('global', 8, 3)
+  assert (config.model.transform, config.seed) == ('patch', 0)  # unchanged
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'config\.model\.depth \(config\.model has no'):
+    config_lib.with_changes(config, {'model.depth': 2})
+  with pytest.raises(config_lib.ConfigError, match=r'config\.optim'):
+    config_lib.with_changes(config, {'optim.lr': 1.0})

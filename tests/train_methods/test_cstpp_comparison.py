@@ -7,6 +7,7 @@ import pytest
 
 from rawjax.methods.cstpp import comparison
 from rawjax.methods.cstpp import config as cstpp_config
+from rawjax.train import config as config_lib
 from rawjax.train.config import load_config_module
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / 'configs'
@@ -44,7 +45,7 @@ def test_converged_follows_the_protocol():
 def test_every_variant_is_a_valid_config():
   base = load_config_module(CONFIGS / 'raw2raw_cstpp.py').get_config('quick')
   for name, (label, changes) in comparison.VARIANTS.items():
-    config = comparison._with_changes(base, changes)
+    config = config_lib.with_changes(base, changes)
     cstpp_config.check_config(config)
     for key, value in changes.items():
       node = config

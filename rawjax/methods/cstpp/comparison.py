@@ -9,7 +9,6 @@ and the validation curves; `launch/cstpp_compare.py` is its command line.
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import pathlib
@@ -26,6 +25,7 @@ from rawjax.eval import raw2raw as raw2raw_eval
 from rawjax.eval import scoring
 from rawjax.eval import write_results
 from rawjax.methods.cstpp import evaluation
+from rawjax.train import config as config_lib
 from rawjax.train import loop
 
 __all__ = ['REFERENCES', 'VARIANTS', 'compare', 'converged', 'late_mean',
@@ -52,18 +52,6 @@ _METRICS = evaluation.METRICS
 _DIGITS = {'psnr': 2, 'ssim': 4, 'mae': 4, 'delta_e2000': 3, 'kl': 4,
            'chart_mae': 4}
 _CYCLE = 'train/generator_step/loss_cycle'
-
-
-def _with_changes(config, changes: Mapping[str, Any]):
-  new = copy.deepcopy(config)
-  with new.unlocked():
-    for key, value in changes.items():
-      *path, last = key.split('.')
-      node = new
-      for part in path:
-        node = node[part]
-      node[last] = value
-  return new
 
 
 def _eval_records(records: Sequence[Mapping[str, float]]
@@ -186,7 +174,7 @@ def compare(config, workdir: str | os.PathLike[str], *,
   workdir = pathlib.Path(workdir).expanduser()
   runs, seconds = {}, {}
   for name in variants:
-    run_config = _with_changes(config, VARIANTS[name][1])
+    run_config = config_lib.with_changes(config, VARIANTS[name][1])
     with run_config.unlocked():
       run_config.logging.progress_bar = progress
     start = time.perf_counter()

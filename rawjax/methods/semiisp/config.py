@@ -8,7 +8,6 @@ budget, its overrides), as the comparison driver and the restores do.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from rawjax.data.simulated import semiisp as simulated_semiisp
@@ -224,15 +223,8 @@ def phase_config(config, phase: str, **changes: Any):
   """
   if phase not in PHASES:
     raise config_lib.ConfigError('phase', phase, f'one of {PHASES}')
-  new = copy.deepcopy(config)
+  new = config_lib.with_changes(config, {'phase': phase, **changes})
   with new.unlocked():
-    new.phase = phase
-    for key, value in changes.items():
-      *path, last = key.split('.')
-      node = new
-      for part in path:
-        node = node[part]
-      node[last] = value
     new.train.num_steps = phase_steps(new)
   return new
 
